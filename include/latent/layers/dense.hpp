@@ -1,0 +1,113 @@
+// Dense (fully connected): every output unit is a weighted sum of all C*H*W input values.
+// Input (N, C, H, W) is read as an (N, C*H*W) matrix; output is (N, units, 1, 1).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "../core/threading.hpp"
+#include "layer.hpp"
+
+namespace latent {
+
+template <class T = float> class Dense {
+public:
+    using Scalar = T;
+    static constexpr const char* type_name = "Dense";
+
+    explicit Dense(Index units, Init init = Init::GlorotUniform, bool use_bias = true)
+        : units_(units), init_(init), use_bias_(use_bias) {
+        detail::require(units >= 1, "Dense", "units must be >= 1, got " + std::to_string(units));
+    }
+
+    Shape output_shape(const Shape& input) const {
+        if (input.size() < 1)
+            throw ShapeError("Dense: input shape " + input.str() + " has no elements");
+        return {units_, 1, 1};
+    }
+
+    // weight is (units, inputs) as in PyTorch; fan_in = inputs, fan_out = units.
+    void build(const Shape& input, Rng& rng) {
+        const Index inputs = input.size();
+        weight_.resize(units_, inputs);
+        grad_weight_ = Matrix<T>::Zero(units_, inputs);
+        initialize(init_, weight_.data(), weight_.size(), inputs, units_, rng);
+        bias_ = Vector<T>::Zero(units_);
+        grad_bias_ = Vector<T>::Zero(units_);
+    }
+
+    // forward: y[n, u] = sum_i x[n, i] * W[u, i] + b[u]            (Y = X W^T + b)
+    // GEMM over chunks of rows; a row's result never depends on how many threads run.
+    void forward(ConstTensorView<T> x, TensorView<T> y) {
+        const ConstMatrixView<T> input = as_matrix<T>(x);
+        MatrixView<T> output = as_matrix<T>(y);
+        const Chunks rows = row_chunks(input.rows());
+        parallel_for(rows.count(), [&](Index chunk) {
+            const Index first = rows.begin(chunk), count = rows.size(chunk);
+            auto out = output.middleRows(first, count);
+            out.noalias() = input.middleRows(first, count) * weight_.transpose();
+            if (use_bias_) out.rowwise() += bias_.transpose();
+        });
+    }
+
+    // backward: dW[u, i] += sum_n dy[n, u] * x[n, i]               (dW += dY^T X)
+    //           db[u]    += sum_n dy[n, u]
+    //           dx[n, i]  = sum_u dy[n, u] * W[u, i]               (dX = dY W)
+    // dW is split by blocks of units (each sums over the whole batch: no partial sums to merge).
+    void backward(ConstTensorView<T> x, ConstTensorView<T>, ConstTensorView<T> dy, TensorView<T> dx) {
+        const ConstMatrixView<T> input = as_matrix<T>(x);
+        const ConstMatrixView<T> grad_output = as_matrix<T>(dy);
+        const Chunks unit_blocks{units_, 32};
+        parallel_for(unit_blocks.count(), [&](Index block) {
+            const Index first = unit_blocks.begin(block), count = unit_blocks.size(block);
+            grad_weight_.middleRows(first, count).noalias() +=
+                grad_output.middleCols(first, count).transpose() * input;
+            if (use_bias_)
+                grad_bias_.segment(first, count) +=
+                    grad_output.middleCols(first, count).colwise().sum().transpose();
+        });
+        if (dx.data() == nullptr) return;
+        MatrixView<T> grad_input = as_matrix<T>(dx);
+        const Chunks rows = row_chunks(input.rows());
+        parallel_for(rows.count(), [&](Index chunk) {
+            const Index first = rows.begin(chunk), count = rows.size(chunk);
+            grad_input.middleRows(first, count).noalias() =
+                grad_output.middleRows(first, count) * weight_;
+        });
+    }
+
+    std::vector<Parameter<T>> parameters() {
+        std::vector<Parameter<T>> list{{"weight", weight_.data(), grad_weight_.data(), weight_.size()}};
+        if (use_bias_) list.push_back({"bias", bias_.data(), grad_bias_.data(), bias_.size()});
+        return list;
+    }
+
+    Config config() const {
+        return Config()
+            .set("units", units_)
+            .set("init", init_name(init_))
+            .set("use_bias", use_bias_ ? 1 : 0);
+    }
+    static Dense from_config(const Config& config) {
+        return Dense(config.get_int("units"), init_from_name(config.get_string("init")),
+                     config.get_int("use_bias") != 0);
+    }
+
+    Index units() const { return units_; }
+    Matrix<T>& weight() { return weight_; }
+    Vector<T>& bias() { return bias_; }
+    const Matrix<T>& grad_weight() const { return grad_weight_; }
+    const Vector<T>& grad_bias() const { return grad_bias_; }
+
+private:
+    // Up to 64 rows per GEMM, and at least 4 chunks for batches of 8 or more.
+    static Chunks row_chunks(Index rows) { return batch_chunks(rows, 1, 64, 4); }
+
+    Index units_;
+    Init init_;
+    bool use_bias_;
+    Matrix<T> weight_, grad_weight_;
+    Vector<T> bias_, grad_bias_;
+};
+
+}  // namespace latent

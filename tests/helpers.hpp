@@ -1,0 +1,85 @@
+// Small helpers shared by the tests.
+#pragma once
+
+#include <catch2/catch.hpp>
+#include <latent/latent.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+namespace test {
+
+using latent::Index;
+using latent::Shape;
+using latent::Tensor;
+
+// A tensor of uniform values in [low, high) from a fixed seed.
+template <class T>
+Tensor<T> random_tensor(Index batch, const Shape& shape, std::uint64_t seed, double low = -1.0,
+                        double high = 1.0) {
+    latent::Rng rng(seed);
+    Tensor<T> tensor = latent::make_tensor<T>(batch, shape);
+    for (Index i = 0; i < tensor.size(); ++i) tensor.data()[i] = static_cast<T>(rng.uniform(low, high));
+    return tensor;
+}
+
+// Like random_tensor, but every value is at least `margin` away from zero: kinks (ReLU at 0)
+// then stay outside the finite-difference step.
+template <class T>
+Tensor<T> random_tensor_away_from_zero(Index batch, const Shape& shape, std::uint64_t seed,
+                                       double margin = 0.05) {
+    Tensor<T> tensor = random_tensor<T>(batch, shape, seed);
+    for (Index i = 0; i < tensor.size(); ++i) {
+        T& value = tensor.data()[i];
+        value = static_cast<T>(value >= 0 ? value + margin : value - margin);
+    }
+    return tensor;
+}
+
+template <class T> double max_abs_difference(const Tensor<T>& a, const Tensor<T>& b) {
+    if (a.dimensions() != b.dimensions()) return INFINITY;
+    double worst = 0;
+    for (Index i = 0; i < a.size(); ++i)
+        worst = std::max(worst, std::abs(static_cast<double>(a.data()[i]) - b.data()[i]));
+    return worst;
+}
+
+// The folder of shared test data, or "" when it is absent (tests then SKIP with a message).
+inline std::string shared_data_dir() {
+#ifdef LATENT_SHARED_DATA_DIR
+    return LATENT_SHARED_DATA_DIR;
+#else
+    return "";
+#endif
+}
+
+}  // namespace test
+
+#include <iostream>
+
+namespace test {
+
+// Marks the running test case as skipped for ctest (its SKIP_REGULAR_EXPRESSION is "SKIPPED:").
+inline void skip(const std::string& why) { std::cout << "SKIPPED: " << why << std::endl; }
+
+}  // namespace test
+
+namespace test {
+
+// Runs check_gradients in double, prints "GRADCHECK <label>: <max relative error>" (collected
+// for the release notes) and fails the test case unless every gradient is within tolerance.
+inline latent::GradientCheckResult expect_gradients(latent::Layer<double>& layer,
+                                                    const Tensor<double>& input,
+                                                    const std::string& label,
+                                                    double eps = 1e-5, double tolerance = 1e-6) {
+    const auto result = latent::check_gradients(layer, input, eps, tolerance);
+    std::cout << "GRADCHECK " << label << ": max relative error " << result.max_relative_error
+              << "\n";
+    INFO(label << "\n" << result.report());
+    CHECK(result.passed());
+    return result;
+}
+
+}  // namespace test

@@ -1,0 +1,146 @@
+#include <catch2/catch.hpp>
+
+#include <latent/latent.hpp>
+
+#include <atomic>
+#include <set>
+#include <vector>
+
+#include "helpers.hpp"
+
+using namespace latent;
+
+TEST_CASE("rng: same seed gives the same stream, different seeds differ", "[core][random]") {
+    Rng a(42), b(42), c(43);
+    for (int i = 0; i < 100; ++i) {
+        const auto value = a.next_u64();
+        CHECK(value == b.next_u64());
+        CHECK(value != c.next_u64());
+    }
+}
+
+TEST_CASE("rng: xoshiro256** reference output for seed 0", "[core][random]") {
+    // SplitMix64 from state 0 gives the first seed word 0xE220A8397B1DCDAF (published test value).
+    std::uint64_t state = 0;
+    CHECK(splitmix64(state) == 0xE220A8397B1DCDAFull);
+}
+
+TEST_CASE("rng: uniform, normal and below have the right moments", "[core][random]") {
+    Rng rng(7);
+    const int count = 200000;
+    double sum = 0, sum_sq = 0, normal_sum = 0, normal_sq = 0;
+    std::vector<int> bins(5, 0);
+    for (int i = 0; i < count; ++i) {
+        const double u = rng.uniform();
+        REQUIRE(u >= 0.0);
+        REQUIRE(u < 1.0);
+        sum += u;
+        sum_sq += u * u;
+        const double z = rng.normal();
+        normal_sum += z;
+        normal_sq += z * z;
+        bins[rng.below(5)]++;
+    }
+    CHECK(sum / count == Approx(0.5).margin(0.005));
+    CHECK(sum_sq / count - 0.25 == Approx(1.0 / 12).margin(0.002));
+    CHECK(normal_sum / count == Approx(0.0).margin(0.01));
+    CHECK(normal_sq / count == Approx(1.0).margin(0.01));
+    for (int bin : bins) CHECK(bin == Approx(count / 5).epsilon(0.02));
+}
+
+TEST_CASE("rng: derived seeds give independent streams", "[core][random]") {
+    std::set<std::uint64_t> seeds;
+    for (std::uint64_t stream = 0; stream < 4; ++stream)
+        for (std::uint64_t epoch = 0; epoch < 50; ++epoch) seeds.insert(derive_seed(1, stream, epoch));
+    CHECK(seeds.size() == 200);
+    CHECK(derive_seed(1, 2, 3) == derive_seed(1, 2, 3));
+}
+
+TEST_CASE("init: Glorot-uniform and He-normal ranges and spread", "[core][random]") {
+    Rng rng(1);
+    std::vector<float> w(20000);
+    glorot_uniform(w.data(), static_cast<Index>(w.size()), 300, 100, rng);
+    const double limit = std::sqrt(6.0 / 400);
+    double sum_sq = 0;
+    for (float v : w) {
+        REQUIRE(std::abs(v) <= limit);
+        sum_sq += double(v) * v;
+    }
+    CHECK(sum_sq / w.size() == Approx(limit * limit / 3).epsilon(0.03));
+    he_normal(w.data(), static_cast<Index>(w.size()), 50, rng);
+    sum_sq = 0;
+    for (float v : w) sum_sq += double(v) * v;
+    CHECK(sum_sq / w.size() == Approx(2.0 / 50).epsilon(0.03));
+}
+
+TEST_CASE("shape: size, equality and text", "[core][shape]") {
+    const Shape shape{3, 28, 14};
+    CHECK(shape.size() == 3 * 28 * 14);
+    CHECK(shape == Shape{3, 28, 14});
+    CHECK(shape != Shape{3, 14, 28});
+    CHECK(shape.str() == "(3, 28, 14)");
+    CHECK(batch_shape_str(8, shape) == "(8, 3, 28, 14)");
+    const Tensor<float> x = make_tensor<float>(2, shape);
+    CHECK(sample_shape(x) == shape);
+    CHECK(x.dimension(0) == 2);
+}
+
+TEST_CASE("tensor views: batch slices and matrix views share memory", "[core][tensor]") {
+    Tensor<float> x = test::random_tensor<float>(4, {2, 3, 1}, 9);
+    auto slice = batch_slice<float>(view(x), 1, 2);
+    CHECK(slice.dimension(0) == 2);
+    CHECK(slice.data() == x.data() + 6);
+    auto matrix = as_matrix<float>(view(x));
+    CHECK(matrix.rows() == 4);
+    CHECK(matrix.cols() == 6);
+    matrix(2, 5) = 123.0f;
+    CHECK(x(2, 1, 2, 0) == 123.0f);
+}
+
+TEST_CASE("config: values round-trip exactly through text", "[core][config]") {
+    Config config;
+    config.set("filters", 32).set("alpha", 0.1).set("padding", "same").set("tiny", 1e-300);
+    CHECK(config.get_int("filters") == 32);
+    CHECK(config.get_double("alpha") == 0.1);
+    CHECK(config.get_double("tiny") == 1e-300);
+    CHECK(config.get_string("padding") == "same");
+    CHECK(config.str() == "filters=32 alpha=0.1 padding=same tiny=1e-300");
+    CHECK_THROWS_AS(config.get_int("missing"), FormatError);
+    CHECK_THROWS_AS(config.get_int("padding"), FormatError);
+}
+
+TEST_CASE("threads: set_num_threads validates and parallel_for visits each index once",
+          "[core][threads]") {
+    const int saved = num_threads();
+    CHECK_THROWS_AS(set_num_threads(0), ArgumentError);
+    set_num_threads(2);
+    CHECK(num_threads() == 2);
+    std::vector<std::atomic<int>> visits(1000);
+    parallel_for(1000, [&](Index i) { visits[static_cast<std::size_t>(i)]++; });
+    for (const auto& v : visits) CHECK(v.load() == 1);
+    set_num_threads(saved);
+}
+
+TEST_CASE("threads: an exception inside parallel_for reaches the caller", "[core][threads]") {
+    const int saved = num_threads();
+    set_num_threads(2);
+    CHECK_THROWS_AS(parallel_for(64, [](Index i) {
+                        if (i == 37) throw ShapeError("bad chunk");
+                    }),
+                    ShapeError);
+    set_num_threads(saved);
+}
+
+TEST_CASE("threads: batch chunks depend on shape only and cover the batch", "[core][threads]") {
+    for (Index batch : {1, 2, 7, 32, 128, 1000}) {
+        const Chunks chunks = batch_chunks(batch, 196);
+        Index covered = 0;
+        for (Index c = 0; c < chunks.count(); ++c) {
+            CHECK(chunks.begin(c) == covered);
+            CHECK(chunks.size(c) >= 1);
+            covered += chunks.size(c);
+        }
+        CHECK(covered == batch);
+        if (batch >= 8) CHECK(chunks.count() >= 8);
+    }
+}

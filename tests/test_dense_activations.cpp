@@ -1,0 +1,136 @@
+#include <catch2/catch.hpp>
+
+#include <latent/latent.hpp>
+
+#include "helpers.hpp"
+
+using namespace latent;
+
+namespace {
+
+// Plain-loop Dense forward: the obviously-right reference the GEMM path must match.
+Tensor<double> dense_reference(const Tensor<double>& x, const Matrix<double>& weight,
+                               const Vector<double>& bias) {
+    const Index batch = x.dimension(0), inputs = weight.cols(), units = weight.rows();
+    Tensor<double> y(batch, units, 1, 1);
+    for (Index n = 0; n < batch; ++n)
+        for (Index u = 0; u < units; ++u) {
+            double sum = bias(u);
+            for (Index i = 0; i < inputs; ++i) sum += x.data()[n * inputs + i] * weight(u, i);
+            y(n, u, 0, 0) = sum;
+        }
+    return y;
+}
+
+}  // namespace
+
+TEST_CASE("dense: GEMM forward matches plain loops", "[dense]") {
+    Layer<double> layer = Dense<double>(7);
+    Rng rng(3);
+    layer.build({3, 5, 2}, rng);
+    auto* dense = layer.get<Dense<double>>();
+    for (Index u = 0; u < 7; ++u) dense->bias()(u) = rng.uniform(-1, 1);
+    const Tensor<double> x = test::random_tensor<double>(11, {3, 5, 2}, 4);
+    Tensor<double> y = make_tensor<double>(11, {7, 1, 1});
+    layer.forward(view(x), view(y));
+    const Tensor<double> expected = dense_reference(x, dense->weight(), dense->bias());
+    CHECK(test::max_abs_difference(y, expected) < 1e-12);
+}
+
+TEST_CASE("dense: gradient check (input, weight, bias)", "[dense][gradcheck]") {
+    Layer<double> layer = Dense<double>(5);
+    const auto result =
+        test::expect_gradients(layer, test::random_tensor<double>(3, {2, 3, 3}, 1), "Dense(5)");
+    CHECK(result.entries.size() == 3);
+    Layer<double> no_bias = Dense<double>(4, Init::HeNormal, false);
+    CHECK(test::expect_gradients(no_bias, test::random_tensor<double>(2, {7, 1, 1}, 2),
+                                 "Dense(4, no bias)").entries.size() == 2);
+}
+
+TEST_CASE("dense: wrong input shape names layer, expected and actual shape", "[dense][shape]") {
+    Layer<float> layer = Dense<float>(4);
+    Rng rng(0);
+    layer.build({1, 6, 1}, rng);
+    const Tensor<float> x = make_tensor<float>(2, {1, 5, 1});
+    Tensor<float> y = make_tensor<float>(2, {4, 1, 1});
+    CHECK_THROWS_MATCHES(layer.forward(view(x), view(y)), ShapeError,
+                         Catch::Matchers::Message(
+                             "Dense forward: expected input of shape (2, 1, 6, 1), got (2, 1, 5, 1)"));
+}
+
+TEST_CASE("activations: gradient check of each activation", "[activations][gradcheck]") {
+    const auto x = test::random_tensor_away_from_zero<double>(2, {3, 5, 4}, 11);
+    Layer<double> relu = ReLU<double>(), leaky = LeakyReLU<double>(0.2), sigmoid = Sigmoid<double>(),
+                  tanh = Tanh<double>(), softplus = Softplus<double>(), identity = Identity<double>();
+    test::expect_gradients(relu, x, "ReLU");
+    test::expect_gradients(leaky, x, "LeakyReLU(0.2)");
+    test::expect_gradients(sigmoid, x, "Sigmoid");
+    test::expect_gradients(tanh, x, "Tanh");
+    test::expect_gradients(softplus, x, "Softplus");
+    test::expect_gradients(identity, x, "Identity");
+}
+
+TEST_CASE("activations: forward values", "[activations]") {
+    Tensor<double> x(1, 1, 1, 5);
+    x.setValues({{{{-800.0, -1.0, 0.0, 2.0, 800.0}}}});
+    auto run = [&](Layer<double> layer) {
+        Rng rng(0);
+        layer.build(sample_shape(x), rng);
+        Tensor<double> y;
+        layer.forward(x, y);
+        return y;
+    };
+    const auto relu = run(ReLU<double>());
+    CHECK(relu(0, 0, 0, 0) == 0.0);
+    CHECK(relu(0, 0, 0, 3) == 2.0);
+    const auto leaky = run(LeakyReLU<double>(0.1));
+    CHECK(leaky(0, 0, 0, 1) == Approx(-0.1));
+    const auto sigmoid = run(Sigmoid<double>());
+    CHECK(sigmoid(0, 0, 0, 0) == 0.0);  // exp(-800) underflows to 0, not NaN
+    CHECK(sigmoid(0, 0, 0, 2) == 0.5);
+    CHECK(sigmoid(0, 0, 0, 4) == 1.0);
+    CHECK(sigmoid(0, 0, 0, 3) == Approx(1.0 / (1.0 + std::exp(-2.0))));
+    const auto softplus = run(Softplus<double>());
+    CHECK(softplus(0, 0, 0, 4) == 800.0);  // no overflow
+    CHECK(softplus(0, 0, 0, 2) == Approx(std::log(2.0)));
+    CHECK(softplus(0, 0, 0, 0) >= 0.0);
+    const auto tanh = run(Tanh<double>());
+    CHECK(tanh(0, 0, 0, 3) == Approx(std::tanh(2.0)));
+}
+
+TEST_CASE("activations: float and double instantiations agree", "[activations]") {
+    const auto xd = test::random_tensor<double>(2, {2, 3, 3}, 5, -4, 4);
+    Tensor<float> xf = xd.cast<float>();
+    Layer<double> d = Sigmoid<double>();
+    Layer<float> f = Sigmoid<float>();
+    Rng rng(0);
+    d.build(sample_shape(xd), rng);
+    f.build(sample_shape(xf), rng);
+    Tensor<double> yd;
+    Tensor<float> yf;
+    d.forward(xd, yd);
+    f.forward(xf, yf);
+    CHECK(test::max_abs_difference<double>(yf.cast<double>(), yd) < 1e-6);
+}
+
+namespace {
+
+// A layer whose backward is deliberately wrong (dx = 2 dy instead of dy): the checker must notice.
+template <class T> struct BrokenIdentity {
+    using Scalar = T;
+    static constexpr const char* type_name = "BrokenIdentity";
+    Shape output_shape(const Shape& input) const { return input; }
+    void forward(ConstTensorView<T> x, TensorView<T> y) { y = x; }
+    void backward(ConstTensorView<T>, ConstTensorView<T>, ConstTensorView<T> dy, TensorView<T> dx) {
+        dx = dy * T(2);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("check_gradients: detects a wrong backward", "[gradcheck]") {
+    Layer<double> layer = BrokenIdentity<double>();
+    const auto result = check_gradients(layer, test::random_tensor<double>(2, {1, 3, 3}, 1));
+    CHECK_FALSE(result.passed());
+    CHECK(result.max_relative_error > 0.4);
+}
