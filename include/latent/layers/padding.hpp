@@ -1,0 +1,49 @@
+// Output sizes and padding of windowed layers (Conv2D, MaxPool2D), TensorFlow semantics:
+//   Valid: out = floor((in - kernel) / stride) + 1, no padding; needs in >= kernel.
+//   Same:  out = ceil(in / stride); the padding total = max((out - 1) * stride + kernel - in, 0)
+//          is split with the smaller half before (top/left) and the extra pixel after.
+#pragma once
+
+#include <algorithm>
+#include <string>
+
+#include "../core/errors.hpp"
+#include "../core/tensor.hpp"
+
+namespace latent {
+
+enum class Padding { Same, Valid };
+
+inline const char* padding_name(Padding padding) { return padding == Padding::Same ? "same" : "valid"; }
+
+inline Padding padding_from_name(const std::string& name) {
+    if (name == "same") return Padding::Same;
+    if (name == "valid") return Padding::Valid;
+    throw FormatError("unknown padding '" + name + "' (expected 'same' or 'valid')");
+}
+
+// Output length along one axis; 0 when a Valid window does not fit.
+inline Index window_output_size(Index in, Index kernel, Index stride, Padding padding) {
+    if (padding == Padding::Same) return (in + stride - 1) / stride;
+    return in >= kernel ? (in - kernel) / stride + 1 : 0;
+}
+
+// Padding before the first element along one axis (top or left).
+inline Index window_pad_before(Index in, Index kernel, Index stride, Padding padding) {
+    if (padding == Padding::Valid) return 0;
+    const Index out = window_output_size(in, kernel, stride, padding);
+    return std::max<Index>((out - 1) * stride + kernel - in, 0) / 2;
+}
+
+// A 2-D extent (kernel size, stride, ...): height then width.
+struct Size2 {
+    Index height = 1;
+    Index width = 1;
+    Size2() = default;
+    Size2(Index both) : height(both), width(both) {}  // NOLINT: implicit, so Conv2D(32, 3) works
+    Size2(Index h, Index w) : height(h), width(w) {}
+    bool operator==(const Size2& other) const { return height == other.height && width == other.width; }
+    std::string str() const { return std::to_string(height) + "x" + std::to_string(width); }
+};
+
+}  // namespace latent
