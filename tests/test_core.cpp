@@ -144,3 +144,29 @@ TEST_CASE("threads: batch chunks depend on shape only and cover the batch", "[co
         if (batch >= 8) CHECK(chunks.count() >= 8);
     }
 }
+
+#include <filesystem>
+#include <fstream>
+
+TEST_CASE("file: atomic write replaces the file, a failing writer leaves the old one intact",
+          "[core][file]") {
+    const auto dir = std::filesystem::temp_directory_path() / "latent_test_atomic";
+    std::filesystem::create_directories(dir);
+    const std::string path = (dir / "value.txt").string();
+    write_file_atomically(path, [](std::ostream& out) { out << "first"; });
+    CHECK(std::string(read_file(path).data(), 5) == "first");
+    CHECK_THROWS_AS(write_file_atomically(path,
+                                          [](std::ostream& out) {
+                                              out << "sec";
+                                              throw IoError("simulated failure half-way");
+                                          }),
+                    IoError);
+    const auto bytes = read_file(path);
+    CHECK(std::string(bytes.begin(), bytes.end()) == "first");
+    std::size_t leftovers = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) leftovers += entry.path() != path;
+    CHECK(leftovers == 0);  // the temporary file was removed
+    CHECK_THROWS_AS(read_file((dir / "missing").string()), IoError);
+    CHECK_THROWS_AS(write_file_atomically((dir / "no/such/dir/x").string(), [](std::ostream&) {}), IoError);
+    std::filesystem::remove_all(dir);
+}

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core/errors.hpp"
+#include "core/file.hpp"
 #include "core/random.hpp"
 #include "core/tensor.hpp"
 #include "core/threading.hpp"
