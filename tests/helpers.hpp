@@ -83,3 +83,20 @@ inline latent::GradientCheckResult expect_gradients(latent::Layer<double>& layer
 }
 
 }  // namespace test
+
+namespace test {
+
+// Runs `action`, which must throw an ErrorType whose message contains `part`.
+template <class ErrorType, class Action> void expect_error(Action&& action, const std::string& part) {
+    try {
+        action();
+    } catch (const ErrorType& error) {
+        CHECK_THAT(std::string(error.what()), Catch::Contains(part));
+        return;
+    } catch (const std::exception& other) {
+        FAIL("threw a different error: " << other.what());
+    }
+    FAIL("did not throw; expected an error containing: " << part);
+}
+
+}  // namespace test

@@ -20,6 +20,9 @@ using Index = Eigen::Index;
 
 template <class T> using Tensor = Eigen::Tensor<T, 4, Eigen::RowMajor>;
 template <class T> using TensorView = Eigen::TensorMap<Tensor<T>>;
+
+// A read-only view. A Tensor converts to it implicitly; a TensorView needs const_view().
+// Careful: assigning one Eigen map to another copies the values, it never rebinds the view.
 template <class T> using ConstTensorView = Eigen::TensorMap<const Tensor<T>>;
 
 template <class T> using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -81,7 +84,11 @@ template <class T> TensorView<T> view(T* data, Index batch, const Shape& shape) 
 template <class T> ConstTensorView<T> view(const T* data, Index batch, const Shape& shape) {
     return ConstTensorView<T>(data, batch, shape.channels, shape.height, shape.width);
 }
+// Read-only views: Eigen does not convert a mutable map to a const one by itself.
 template <class T> ConstTensorView<T> const_view(const TensorView<T>& tensor) {
+    return ConstTensorView<T>(tensor.data(), tensor.dimensions());
+}
+template <class T> ConstTensorView<T> const_view(const Tensor<T>& tensor) {
     return ConstTensorView<T>(tensor.data(), tensor.dimensions());
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "../core/errors.hpp"
+#include "../core/size2.hpp"
 #include "../core/tensor.hpp"
 
 namespace latent {
@@ -35,15 +36,5 @@ inline Index window_pad_before(Index in, Index kernel, Index stride, Padding pad
     return std::max<Index>((out - 1) * stride + kernel - in, 0) / 2;
 }
 
-// A 2-D extent (kernel size, stride, ...): height then width.
-struct Size2 {
-    Index height = 1;
-    Index width = 1;
-    Size2() = default;
-    Size2(Index both) : height(both), width(both) {}  // NOLINT: implicit, so Conv2D(32, 3) works
-    Size2(Index h, Index w) : height(h), width(w) {}
-    bool operator==(const Size2& other) const { return height == other.height && width == other.width; }
-    std::string str() const { return std::to_string(height) + "x" + std::to_string(width); }
-};
 
 }  // namespace latent
