@@ -1,0 +1,115 @@
+// BinaryCrossEntropy on probabilities, for targets in [0, 1] (images scaled to [0, 1]).
+//
+// As Keras, the prediction is clamped to [eps, 1 - eps] before the logarithms, so a saturated
+// output gives a large but finite loss (Keras's backend also adds eps inside the logarithms;
+// this loss uses the clamp alone). Where the clamp is active the gradient is 0, the derivative
+// of the clamp -- which is why a model ending in Sigmoid should use compute_from_sigmoid: the
+// fused gradient dLoss/dlogits = (p - t) / count skips the Sigmoid's backward, never divides by
+// p (1 - p) and never vanishes on saturated outputs.
+#pragma once
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <string>
+
+#include "mse.hpp"
+
+namespace latent {
+
+template <class T = float> class BinaryCrossEntropy {
+public:
+    using Scalar = T;
+    static constexpr const char* type_name = "BinaryCrossEntropy";
+    static constexpr bool fuses_with_sigmoid = true;
+
+    explicit BinaryCrossEntropy(double eps = 1e-7) : eps_(eps) {
+        detail::require(eps >= 0 && eps < 0.5, type_name,
+                        "eps must be in [0, 0.5), got " + std::to_string(eps));
+    }
+
+    // loss = -(1/count) sum_i [t_i log(q_i) + (1 - t_i) log(1 - q_i)],  q_i = clamp(p_i, eps, 1 - eps)
+    // grad_i = (q_i - t_i) / (q_i (1 - q_i)) / count, and 0 where the clamp is active
+    double compute(ConstTensorView<T> prediction, ConstTensorView<T> target, TensorView<T> grad) const {
+        detail::check_loss_inputs(type_name, prediction, target, grad);
+        check_targets(target);
+        const Index count = prediction.size();
+        const T* p = prediction.data();
+        const T* t = target.data();
+        T* g = grad.data();
+        const T low = static_cast<T>(eps_), high = static_cast<T>(1.0 - eps_);
+        const T grad_scale = static_cast<T>(1.0 / static_cast<double>(count));
+        const double sum = detail::sum_over_elements(count, [&](Index i) {
+            const T q = std::clamp(p[i], low, high);
+            const bool clamped = p[i] < low || p[i] > high;
+            g[i] = clamped ? T(0) : (q - t[i]) / (q * (T(1) - q)) * grad_scale;
+            return element_loss(q, t[i]);
+        });
+        return sum / static_cast<double>(count);
+    }
+
+    // The same value as compute(); the gradient is taken with respect to the logits z of a final
+    // Sigmoid (p = sigmoid(z)), whose backward the caller then skips:
+    // grad_logits_i = dLoss/dz_i = (p_i - t_i) / count
+    double compute_from_sigmoid(ConstTensorView<T> probability, ConstTensorView<T> target,
+                                TensorView<T> grad_logits) const {
+        detail::check_loss_inputs(type_name, probability, target, grad_logits);
+        check_targets(target);
+        const Index count = probability.size();
+        const T* p = probability.data();
+        const T* t = target.data();
+        T* g = grad_logits.data();
+        const T low = static_cast<T>(eps_), high = static_cast<T>(1.0 - eps_);
+        const T grad_scale = static_cast<T>(1.0 / static_cast<double>(count));
+        const double sum = detail::sum_over_elements(count, [&](Index i) {
+            g[i] = (p[i] - t[i]) * grad_scale;
+            return element_loss(std::clamp(p[i], low, high), t[i]);
+        });
+        return sum / static_cast<double>(count);
+    }
+
+    // out[n] = mean over sample n of -(t log q + (1 - t) log(1 - q))
+    void per_sample(ConstTensorView<T> prediction, ConstTensorView<T> target, T* out) const {
+        detail::check_loss_inputs(type_name, prediction, target);
+        check_targets(target);
+        const Index batch = prediction.dimension(0), sample_size = prediction.size() / batch;
+        const T* p = prediction.data();
+        const T* t = target.data();
+        const T low = static_cast<T>(eps_), high = static_cast<T>(1.0 - eps_);
+        detail::sum_per_sample(batch, sample_size, 1.0 / static_cast<double>(sample_size), out,
+                               [&](Index i) { return element_loss(std::clamp(p[i], low, high), t[i]); });
+    }
+
+    double eps() const { return eps_; }
+    Config config() const { return Config().set("eps", eps_); }
+    static BinaryCrossEntropy from_config(const Config& config) {
+        return BinaryCrossEntropy(config.get_double("eps"));
+    }
+
+private:
+    // -(t log q + (1 - t) log(1 - q)) in double, q already clamped.
+    static double element_loss(T q, T t) {
+        const double probability = static_cast<double>(q), truth = static_cast<double>(t);
+        return -(truth * std::log(probability) + (1.0 - truth) * std::log(1.0 - probability));
+    }
+
+    // Every target must lie in [0, 1]: cross-entropy of a target outside it has no meaning (and
+    // is the usual symptom of images left in [0, 255]).
+    static void check_targets(const ConstTensorView<T>& target) {
+        const T* t = target.data();
+        const Index count = target.size();
+        const T* bad = std::find_if(t, t + count, [](T value) { return !(value >= T(0) && value <= T(1)); });
+        if (bad == t + count) return;
+        const Index index = static_cast<Index>(bad - t);
+        char text[32];
+        const auto written = std::to_chars(text, text + sizeof text, static_cast<double>(*bad));
+        throw ArgumentError(std::string(type_name) + ": target value " +
+                            std::string(text, written.ptr) + " at element " + std::to_string(index) +
+                            " (sample " + std::to_string(index / (count / target.dimension(0))) +
+                            ") is outside [0, 1]: normalise your images to [0,1]");
+    }
+
+    double eps_;
+};
+
+}  // namespace latent

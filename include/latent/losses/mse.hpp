@@ -1,0 +1,133 @@
+// MeanSquaredError, and the shape checks and chunked reductions every loss shares.
+//
+// A loss reads a prediction and a target of the same shape (N, C, H, W), returns one number
+// (accumulated in double) and writes grad = dLoss/dprediction in the prediction's shape.
+// Sums run over fixed slices of the flat tensor whose boundaries depend on the element count
+// only; the slices' partial sums are added in slice order, so the value is bit-identical with
+// any number of threads.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <string>
+
+#include "../core/errors.hpp"
+#include "../core/tensor.hpp"
+#include "../core/threading.hpp"
+#include "../layers/config.hpp"
+
+namespace latent {
+namespace detail {
+
+template <class View> std::string loss_shape_str(const View& tensor) {
+    return batch_shape_str(tensor.dimension(0),
+                           Shape{tensor.dimension(1), tensor.dimension(2), tensor.dimension(3)});
+}
+
+// Throws ShapeError naming the loss and both shapes unless prediction and target have the same
+// shape and at least one element.
+template <class T>
+void check_loss_inputs(const char* loss, const ConstTensorView<T>& prediction,
+                       const ConstTensorView<T>& target) {
+    if (prediction.dimensions() != target.dimensions())
+        throw ShapeError(std::string(loss) + ": prediction " + loss_shape_str(prediction) +
+                         " and target " + loss_shape_str(target) + " have different shapes");
+    if (prediction.size() == 0)
+        throw ShapeError(std::string(loss) + ": prediction " + loss_shape_str(prediction) +
+                         " has no elements");
+}
+
+// As check_loss_inputs, plus the gradient must have the prediction's shape.
+template <class T>
+void check_loss_inputs(const char* loss, const ConstTensorView<T>& prediction,
+                       const ConstTensorView<T>& target, const TensorView<T>& grad) {
+    check_loss_inputs(loss, prediction, target);
+    if (grad.dimensions() != prediction.dimensions())
+        throw ShapeError(std::string(loss) + ": gradient " + loss_shape_str(grad) +
+                         " should have the prediction's shape " + loss_shape_str(prediction));
+}
+
+// At most this many slices, so the partial sums live on the stack (a call allocates nothing).
+constexpr Index max_loss_slices = 64;
+
+// Slices of at least 8192 elements, at most max_loss_slices of them; depends on `count` only.
+inline Chunks loss_slices(Index count) {
+    const Index size = std::max<Index>(8192, (count + max_loss_slices - 1) / max_loss_slices);
+    return Chunks{count, size};
+}
+
+// sum_i term(i) over [0, count) in double. `term` may also write element i of a gradient.
+template <class Term> double sum_over_elements(Index count, Term term) {
+    const Chunks slices = loss_slices(count);
+    std::array<double, max_loss_slices> partial_sums{};
+    parallel_for(slices.count(), [&](Index slice) {
+        const Index end = slices.begin(slice) + slices.size(slice);
+        double sum = 0;
+        for (Index i = slices.begin(slice); i < end; ++i) sum += term(i);
+        partial_sums[static_cast<std::size_t>(slice)] = sum;
+    });
+    double total = 0;
+    for (Index slice = 0; slice < slices.count(); ++slice)
+        total += partial_sums[static_cast<std::size_t>(slice)];
+    return total;
+}
+
+// out[n] = scale * sum of term(i) over the elements i of sample n (each sample summed serially).
+template <class T, class Term>
+void sum_per_sample(Index batch, Index sample_size, double scale, T* out, Term term) {
+    const Chunks samples = batch_chunks(batch, sample_size);
+    parallel_for(samples.count(), [&](Index chunk) {
+        const Index end = samples.begin(chunk) + samples.size(chunk);
+        for (Index n = samples.begin(chunk); n < end; ++n) {
+            double sum = 0;
+            for (Index i = n * sample_size; i < (n + 1) * sample_size; ++i) sum += term(i);
+            out[n] = static_cast<T>(scale * sum);
+        }
+    });
+}
+
+}  // namespace detail
+
+// Mean squared error over all elements (Keras "mse", PyTorch MSELoss(reduction="mean")).
+template <class T = float> class MeanSquaredError {
+public:
+    using Scalar = T;
+    static constexpr const char* type_name = "MeanSquaredError";
+    static constexpr bool fuses_with_sigmoid = false;
+
+    // loss = (1/count) sum_i (p_i - t_i)^2
+    // grad_i = 2 (p_i - t_i) / count
+    double compute(ConstTensorView<T> prediction, ConstTensorView<T> target, TensorView<T> grad) const {
+        detail::check_loss_inputs(type_name, prediction, target, grad);
+        const Index count = prediction.size();
+        const T* p = prediction.data();
+        const T* t = target.data();
+        T* g = grad.data();
+        const T grad_scale = static_cast<T>(2.0 / static_cast<double>(count));
+        const double sum = detail::sum_over_elements(count, [&](Index i) {
+            g[i] = grad_scale * (p[i] - t[i]);
+            const double difference = static_cast<double>(p[i]) - static_cast<double>(t[i]);
+            return difference * difference;
+        });
+        return sum / static_cast<double>(count);
+    }
+
+    // out[n] = mean over sample n of (p - t)^2
+    void per_sample(ConstTensorView<T> prediction, ConstTensorView<T> target, T* out) const {
+        detail::check_loss_inputs(type_name, prediction, target);
+        const Index batch = prediction.dimension(0), sample_size = prediction.size() / batch;
+        const T* p = prediction.data();
+        const T* t = target.data();
+        detail::sum_per_sample(batch, sample_size, 1.0 / static_cast<double>(sample_size), out,
+                               [&](Index i) {
+                                   const double difference =
+                                       static_cast<double>(p[i]) - static_cast<double>(t[i]);
+                                   return difference * difference;
+                               });
+    }
+
+    Config config() const { return Config(); }
+    static MeanSquaredError from_config(const Config&) { return MeanSquaredError(); }
+};
+
+}  // namespace latent

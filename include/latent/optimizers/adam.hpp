@@ -1,0 +1,171 @@
+// Adam and AdamW (https://pytorch.org/docs/stable/optim.html, torch.optim.Adam / AdamW).
+//
+// PyTorch's rule, for every parameter p with gradient grad, at step t = 1, 2, ...:
+//     g = grad + weight_decay * p            Adam only: L2 decay added to the gradient
+//     p = p * (1 - lr * weight_decay)        AdamW only: decoupled decay, before the update
+//     m = beta1 * m + (1 - beta1) * g
+//     v = beta2 * v + (1 - beta2) * g * g
+//     step_size = lr / (1 - beta1^t)
+//     denom = sqrt(v) / sqrt(1 - beta2^t) + eps
+//     p = p - step_size * m / denom
+// Defaults (PyTorch's): lr 1e-3, beta1 0.9, beta2 0.999, eps 1e-8; weight_decay 0 for Adam and
+// 0.01 for AdamW. Keras's Adam uses eps 1e-7 and adds it to sqrt(v_hat) the same way.
+//
+// State: step (t above), and two buffers per parameter in parameter order: m of parameter 0,
+// v of parameter 0, m of parameter 1, v of parameter 1, ...
+// Arithmetic is in T with the operations in PyTorch's single-tensor order (scalars such as
+// step_size computed in double first, as PyTorch computes them in Python), so a float32 run
+// agrees with torch's to round-off.
+#pragma once
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "../layers/config.hpp"
+#include "state.hpp"
+
+namespace latent {
+namespace detail {
+
+enum class WeightDecay { L2, Decoupled };
+
+// Validates Adam's hyper-parameters for the optimizer called `name`.
+inline void require_adam_arguments(const char* name, double lr, double beta1, double beta2,
+                                   double eps, double weight_decay) {
+    require_learning_rate(name, lr);
+    require_in_range(name, "beta1", beta1, 0, 1, false);
+    require_in_range(name, "beta2", beta2, 0, 1, false);
+    require_non_negative(name, "eps", eps);
+    require_non_negative(name, "weight_decay", weight_decay);
+}
+
+// One Adam update of every parameter, shared by Adam and AdamW (they differ in the decay only).
+template <class T>
+void adam_step(const char* name, const std::vector<Parameter<T>>& parameters,
+               OptimizerState<T>& state, std::vector<Index>& sizes, double lr, double beta1,
+               double beta2, double eps, double weight_decay, WeightDecay decay) {
+    prepare_state(name, parameters, state, 2, sizes);
+    const double t = static_cast<double>(state.step + 1);
+    const T minus_step_size = static_cast<T>(-(lr / (1 - std::pow(beta1, t))));
+    const T bias_correction2_sqrt = static_cast<T>(std::sqrt(1 - std::pow(beta2, t)));
+    const T beta1_t = static_cast<T>(beta1), one_minus_beta1 = static_cast<T>(1 - beta1);
+    const T beta2_t = static_cast<T>(beta2), one_minus_beta2 = static_cast<T>(1 - beta2);
+    const T eps_t = static_cast<T>(eps);
+    const bool l2_decay = decay == WeightDecay::L2 && weight_decay != 0;
+    const T l2_weight_decay = static_cast<T>(weight_decay);
+    const T decoupled_factor = static_cast<T>(1 - lr * weight_decay);
+    const bool decoupled = decay == WeightDecay::Decoupled;
+
+    for (std::size_t index = 0; index < parameters.size(); ++index) {
+        T* p = parameters[index].value;
+        const T* grad = parameters[index].grad;
+        T* m = state.buffers[2 * index].data();
+        T* v = state.buffers[2 * index + 1].data();
+        for_each_slice(parameters[index].size, [&](Index begin, Index end) {
+            for (Index i = begin; i < end; ++i) {
+                const T g = l2_decay ? grad[i] + l2_weight_decay * p[i] : grad[i];
+                if (decoupled) p[i] = p[i] * decoupled_factor;
+                m[i] = m[i] * beta1_t + one_minus_beta1 * g;
+                v[i] = v[i] * beta2_t + one_minus_beta2 * g * g;
+                const T denom = std::sqrt(v[i]) / bias_correction2_sqrt + eps_t;
+                p[i] = p[i] + minus_step_size * (m[i] / denom);
+            }
+        });
+    }
+    ++state.step;
+}
+
+}  // namespace detail
+
+// Adam with L2 weight decay added to the gradient (torch.optim.Adam; amsgrad not supported).
+template <class T = float> class Adam {
+public:
+    using Scalar = T;
+    static constexpr const char* type_name = "Adam";
+
+    explicit Adam(double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
+                  double weight_decay = 0)
+        : lr_(lr), beta1_(beta1), beta2_(beta2), eps_(eps), weight_decay_(weight_decay) {
+        detail::require_adam_arguments(type_name, lr, beta1, beta2, eps, weight_decay);
+    }
+
+    void step(const std::vector<Parameter<T>>& parameters) {
+        detail::adam_step(type_name, parameters, state_, sizes_, lr_, beta1_, beta2_, eps_,
+                          weight_decay_, detail::WeightDecay::L2);
+    }
+
+    double learning_rate() const { return lr_; }
+    void set_learning_rate(double lr) {
+        detail::require_learning_rate(type_name, lr);
+        lr_ = lr;
+    }
+
+    OptimizerState<T>& state() { return state_; }
+    const OptimizerState<T>& state() const { return state_; }
+
+    Config config() const {
+        return Config()
+            .set("lr", lr_)
+            .set("beta1", beta1_)
+            .set("beta2", beta2_)
+            .set("eps", eps_)
+            .set("weight_decay", weight_decay_);
+    }
+    static Adam from_config(const Config& config) {
+        return Adam(config.get_double("lr"), config.get_double("beta1"), config.get_double("beta2"),
+                    config.get_double("eps"), config.get_double("weight_decay"));
+    }
+
+private:
+    double lr_, beta1_, beta2_, eps_, weight_decay_;
+    OptimizerState<T> state_;
+    std::vector<Index> sizes_;  // parameter sizes at the first step: only checks later calls
+};
+
+// AdamW: Adam with decoupled weight decay, p *= 1 - lr * weight_decay (torch.optim.AdamW).
+template <class T = float> class AdamW {
+public:
+    using Scalar = T;
+    static constexpr const char* type_name = "AdamW";
+
+    explicit AdamW(double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
+                   double weight_decay = 0.01)
+        : lr_(lr), beta1_(beta1), beta2_(beta2), eps_(eps), weight_decay_(weight_decay) {
+        detail::require_adam_arguments(type_name, lr, beta1, beta2, eps, weight_decay);
+    }
+
+    void step(const std::vector<Parameter<T>>& parameters) {
+        detail::adam_step(type_name, parameters, state_, sizes_, lr_, beta1_, beta2_, eps_,
+                          weight_decay_, detail::WeightDecay::Decoupled);
+    }
+
+    double learning_rate() const { return lr_; }
+    void set_learning_rate(double lr) {
+        detail::require_learning_rate(type_name, lr);
+        lr_ = lr;
+    }
+
+    OptimizerState<T>& state() { return state_; }
+    const OptimizerState<T>& state() const { return state_; }
+
+    Config config() const {
+        return Config()
+            .set("lr", lr_)
+            .set("beta1", beta1_)
+            .set("beta2", beta2_)
+            .set("eps", eps_)
+            .set("weight_decay", weight_decay_);
+    }
+    static AdamW from_config(const Config& config) {
+        return AdamW(config.get_double("lr"), config.get_double("beta1"), config.get_double("beta2"),
+                     config.get_double("eps"), config.get_double("weight_decay"));
+    }
+
+private:
+    double lr_, beta1_, beta2_, eps_, weight_decay_;
+    OptimizerState<T> state_;
+    std::vector<Index> sizes_;  // parameter sizes at the first step: only checks later calls
+};
+
+}  // namespace latent
