@@ -1,0 +1,310 @@
+// NumPy .npy files: tensors and code matrices out to Python (numpy.load), and back for tests.
+//
+// save_npy writes format version 1.0: the magic "\x93NUMPY", version bytes 1 0, a little-endian
+// uint16 header length, then a Python dict literal such as
+//   {'descr': '<f4', 'fortran_order': False, 'shape': (60000, 1, 28, 28), }
+// padded with spaces and ended by '\n' so that the data starts at a multiple of 64 bytes, then
+// the values in C order as little-endian float32 ('<f4') or float64 ('<f8').
+//
+// load_npy reads such files -- versions 1.0, 2.0 and 3.0 with descr '<f4' or '<f8', C order --
+// and throws FormatError naming the file for anything else (wrong magic, other dtypes, Fortran
+// order, truncated or excess data).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <ostream>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "../core/errors.hpp"
+#include "../core/file.hpp"
+#include "../core/tensor.hpp"
+
+namespace latent {
+namespace detail {
+
+constexpr char npy_magic[] = "\x93NUMPY";
+constexpr std::size_t npy_magic_size = 6;
+constexpr std::size_t npy_alignment = 64;
+
+inline bool host_is_little_endian() {
+    const std::uint16_t one = 1;
+    unsigned char first_byte = 0;
+    std::memcpy(&first_byte, &one, 1);
+    return first_byte == 1;
+}
+
+template <class T> const char* npy_descr() {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                  "npy files are written as float32 or float64");
+    return std::is_same_v<T, float> ? "<f4" : "<f8";
+}
+
+// "(60000, 1, 28, 28)"; a one-element tuple keeps its comma: "(5,)".
+inline std::string npy_shape_text(const std::vector<Index>& shape) {
+    std::string text = "(";
+    for (std::size_t i = 0; i < shape.size(); ++i) text += (i ? ", " : "") + std::to_string(shape[i]);
+    return text + (shape.size() == 1 ? ",)" : ")");
+}
+
+// Magic, version 1.0, header length and the padded dict: everything before the data.
+inline std::string npy_header(const char* descr, const std::vector<Index>& shape) {
+    std::string dict = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " +
+                       npy_shape_text(shape) + ", }";
+    const std::size_t prefix = npy_magic_size + 2 + 2;  // magic, version, uint16 header length
+    const std::size_t unpadded = prefix + dict.size() + 1;  // + the closing '\n'
+    dict.append((npy_alignment - unpadded % npy_alignment) % npy_alignment, ' ');
+    dict += '\n';
+    const std::size_t header_length = dict.size();
+    std::string header(npy_magic, npy_magic_size);
+    header += '\x01';
+    header += '\x00';
+    header += static_cast<char>(header_length & 0xFF);
+    header += static_cast<char>((header_length >> 8) & 0xFF);
+    return header + dict;
+}
+
+// Writes `count` values of T after the header, as little-endian bytes whatever the host order.
+template <class T>
+void write_npy(const std::string& path, const T* values, Index count, const std::vector<Index>& shape) {
+    const std::string header = npy_header(npy_descr<T>(), shape);
+    write_file_atomically(path, [&](std::ostream& out) {
+        out.write(header.data(), static_cast<std::streamsize>(header.size()));
+        if (host_is_little_endian()) {
+            out.write(reinterpret_cast<const char*>(values),
+                      static_cast<std::streamsize>(count * static_cast<Index>(sizeof(T))));
+            return;
+        }
+        char bytes[sizeof(T)];
+        for (Index i = 0; i < count; ++i) {
+            std::memcpy(bytes, values + i, sizeof(T));
+            for (std::size_t b = 0; b < sizeof(T) / 2; ++b) std::swap(bytes[b], bytes[sizeof(T) - 1 - b]);
+            out.write(bytes, sizeof(T));
+        }
+    });
+}
+
+// The parsed header of an .npy file.
+struct NpyHeader {
+    std::string descr;
+    bool fortran_order = false;
+    std::vector<Index> shape;
+    std::size_t data_offset = 0;
+};
+
+// A reader for the header's dict literal: string keys mapped to a string, True/False, or a
+// tuple of non-negative integers -- the only values the format uses.
+class NpyDictParser {
+public:
+    NpyDictParser(std::string text, std::string path) : text_(std::move(text)), path_(std::move(path)) {}
+
+    NpyHeader parse() {
+        NpyHeader header;
+        bool has_descr = false, has_order = false, has_shape = false;
+        expect('{');
+        while (!peek('}')) {
+            const std::string key = parse_string();
+            expect(':');
+            if (key == "descr" && !has_descr) {
+                header.descr = parse_string();
+                has_descr = true;
+            } else if (key == "fortran_order" && !has_order) {
+                header.fortran_order = parse_bool();
+                has_order = true;
+            } else if (key == "shape" && !has_shape) {
+                header.shape = parse_tuple();
+                has_shape = true;
+            } else {
+                fail("unexpected or repeated key '" + key + "'");
+            }
+            if (!peek('}')) expect(',');
+        }
+        expect('}');
+        if (!(has_descr && has_order && has_shape))
+            fail("the header needs the keys 'descr', 'fortran_order' and 'shape'");
+        return header;
+    }
+
+private:
+    [[noreturn]] void fail(const std::string& what) const {
+        throw FormatError("'" + path_ + "': bad .npy header: " + what + " in \"" + text_ + "\"");
+    }
+    void skip_space() {
+        while (position_ < text_.size() && (text_[position_] == ' ' || text_[position_] == '\n'))
+            ++position_;
+    }
+    bool peek(char c) {
+        skip_space();
+        return position_ < text_.size() && text_[position_] == c;
+    }
+    void expect(char c) {
+        if (!peek(c)) fail(std::string("expected '") + c + "'");
+        ++position_;
+    }
+    std::string parse_string() {
+        skip_space();
+        if (position_ >= text_.size() || (text_[position_] != '\'' && text_[position_] != '"'))
+            fail("expected a quoted string");
+        const char quote = text_[position_++];
+        const std::size_t end = text_.find(quote, position_);
+        if (end == std::string::npos) fail("unterminated string");
+        std::string value = text_.substr(position_, end - position_);
+        position_ = end + 1;
+        return value;
+    }
+    bool parse_bool() {
+        skip_space();
+        for (const auto& [word, value] : {std::pair<const char*, bool>{"True", true}, {"False", false}}) {
+            const std::size_t length = std::strlen(word);
+            if (text_.compare(position_, length, word) == 0) {
+                position_ += length;
+                return value;
+            }
+        }
+        fail("expected True or False");
+    }
+    std::vector<Index> parse_tuple() {
+        std::vector<Index> values;
+        expect('(');
+        while (!peek(')')) {
+            skip_space();
+            const std::size_t start = position_;
+            Index value = 0;
+            while (position_ < text_.size() && text_[position_] >= '0' && text_[position_] <= '9') {
+                if (value > (std::numeric_limits<Index>::max() - 9) / 10) fail("dimension too large");
+                value = value * 10 + (text_[position_++] - '0');
+            }
+            if (position_ == start) fail("expected a non-negative integer in the shape");
+            values.push_back(value);
+            if (!peek(')')) expect(',');
+        }
+        expect(')');
+        return values;
+    }
+
+    std::string text_;
+    std::string path_;
+    std::size_t position_ = 0;
+};
+
+inline std::uint32_t read_little_endian(const char* bytes, std::size_t count) {
+    std::uint32_t value = 0;
+    for (std::size_t i = count; i-- > 0;) value = (value << 8) | static_cast<unsigned char>(bytes[i]);
+    return value;
+}
+
+inline NpyHeader read_npy_header(const std::vector<char>& file, const std::string& path) {
+    const std::string where = "'" + path + "': ";
+    if (file.size() < npy_magic_size + 2 || std::memcmp(file.data(), npy_magic, npy_magic_size) != 0)
+        throw FormatError(where + "not an .npy file (no \\x93NUMPY magic)");
+    const int major = static_cast<unsigned char>(file[npy_magic_size]);
+    if (major < 1 || major > 3)
+        throw FormatError(where + "unsupported .npy format version " + std::to_string(major) +
+                          " (1, 2 and 3 are read)");
+    const std::size_t length_size = major == 1 ? 2 : 4;  // uint16 in 1.0, uint32 from 2.0 on
+    const std::size_t dict_start = npy_magic_size + 2 + length_size;
+    if (file.size() < dict_start) throw FormatError(where + "truncated .npy header");
+    const std::size_t dict_length = read_little_endian(file.data() + npy_magic_size + 2, length_size);
+    if (file.size() - dict_start < dict_length)
+        throw FormatError(where + "truncated .npy header: it says " + std::to_string(dict_length) +
+                          " bytes, the file has " + std::to_string(file.size() - dict_start) +
+                          " after the header length");
+    NpyHeader header =
+        NpyDictParser(std::string(file.data() + dict_start, dict_length), path).parse();
+    header.data_offset = dict_start + dict_length;
+    return header;
+}
+
+// Reads an .npy file of '<f4' or '<f8' values in C order into `values` (converted to T).
+template <class T>
+std::vector<Index> read_npy(const std::string& path, std::vector<T>& values) {
+    const std::string where = "'" + path + "': ";
+    const std::vector<char> file = read_file(path);
+    const NpyHeader header = read_npy_header(file, path);
+    if (header.descr != "<f4" && header.descr != "<f8")
+        throw FormatError(where + "unsupported .npy dtype '" + header.descr +
+                          "' (only little-endian float32 '<f4' and float64 '<f8' are read)");
+    if (header.fortran_order)
+        throw FormatError(where + ".npy data in Fortran order is not supported (C order only)");
+    const std::size_t item_size = header.descr == "<f4" ? 4 : 8;
+    std::uint64_t count = 1;
+    for (const Index dimension : header.shape) {
+        if (dimension != 0 && count > (std::uint64_t{1} << 56) / static_cast<std::uint64_t>(dimension))
+            throw FormatError(where + "shape " + npy_shape_text(header.shape) + " is too large");
+        count *= static_cast<std::uint64_t>(dimension);
+    }
+    const std::uint64_t expected = count * item_size, actual = file.size() - header.data_offset;
+    if (actual != expected)
+        throw FormatError(where + (actual < expected ? "truncated" : "extra bytes") + ": shape " +
+                          npy_shape_text(header.shape) + " of " + header.descr + " needs " +
+                          std::to_string(expected) + " data bytes, the file has " +
+                          std::to_string(actual));
+    values.resize(static_cast<std::size_t>(count));
+    const bool swap = !host_is_little_endian();
+    const char* data = file.data() + header.data_offset;
+    const auto convert = [&](auto stored) {  // stored: a float or a double, as in the file
+        using Stored = decltype(stored);
+        char bytes[sizeof(Stored)];
+        for (std::size_t i = 0; i < values.size(); ++i) {
+            std::memcpy(bytes, data + i * sizeof(Stored), sizeof(Stored));
+            if (swap)
+                for (std::size_t b = 0; b < sizeof(Stored) / 2; ++b)
+                    std::swap(bytes[b], bytes[sizeof(Stored) - 1 - b]);
+            std::memcpy(&stored, bytes, sizeof(Stored));
+            values[i] = static_cast<T>(stored);
+        }
+    };
+    if (item_size == 4) convert(float{});
+    else convert(double{});
+    return header.shape;
+}
+
+}  // namespace detail
+
+// Writes a tensor as an (N, C, H, W) array of float32 / float64 (as T), atomically.
+template <class T> void save_npy(const std::string& path, const Tensor<T>& tensor) {
+    const std::vector<Index> shape{tensor.dimension(0), tensor.dimension(1), tensor.dimension(2),
+                                   tensor.dimension(3)};
+    detail::write_npy(path, tensor.data(), tensor.size(), shape);
+}
+
+// Writes a matrix -- e.g. one row of latent codes per sample -- as a (rows, cols) array, atomically.
+template <class Derived> void save_npy(const std::string& path, const Eigen::MatrixBase<Derived>& matrix) {
+    using T = typename Derived::Scalar;
+    const Matrix<T> row_major = matrix;  // C order, whatever the storage order of `matrix`
+    detail::write_npy(path, row_major.data(), row_major.size(), {row_major.rows(), row_major.cols()});
+}
+
+// Reads an .npy array of 1 to 4 dimensions as a tensor; missing trailing dimensions are 1, so a
+// (rows, cols) file of codes becomes (rows, cols, 1, 1) -- the shape a Dense layer produces.
+// '<f4' and '<f8' data are both accepted and converted to T.
+template <class T = float> Tensor<T> load_npy(const std::string& path) {
+    std::vector<T> values;
+    const std::vector<Index> shape = detail::read_npy(path, values);
+    if (shape.empty() || shape.size() > 4)
+        throw FormatError("'" + path + "': .npy array of shape " + detail::npy_shape_text(shape) +
+                          " has " + std::to_string(shape.size()) +
+                          " dimensions; a tensor is read from 1 to 4");
+    Index dims[4] = {1, 1, 1, 1};
+    for (std::size_t i = 0; i < shape.size(); ++i) dims[i] = shape[i];
+    Tensor<T> tensor(dims[0], dims[1], dims[2], dims[3]);
+    std::copy(values.begin(), values.end(), tensor.data());
+    return tensor;
+}
+
+// Reads a 2-D .npy array as a row-major matrix (FormatError for any other number of dimensions).
+template <class T = float> Matrix<T> load_npy_matrix(const std::string& path) {
+    std::vector<T> values;
+    const std::vector<Index> shape = detail::read_npy(path, values);
+    if (shape.size() != 2)
+        throw FormatError("'" + path + "': .npy array of shape " + detail::npy_shape_text(shape) +
+                          " is not 2-D");
+    return ConstMatrixView<T>(values.data(), shape[0], shape[1]);
+}
+
+}  // namespace latent
