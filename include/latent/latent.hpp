@@ -9,6 +9,33 @@
 
 #include "layers/activations.hpp"
 #include "layers/config.hpp"
+#include "layers/conv2d.hpp"
+#include "layers/conv_transpose2d.hpp"
 #include "layers/dense.hpp"
 #include "layers/gradient_check.hpp"
 #include "layers/layer.hpp"
+#include "layers/max_pool2d.hpp"
+#include "layers/padding.hpp"
+#include "layers/registry.hpp"
+#include "layers/reshape.hpp"
+#include "layers/upsample2d.hpp"
+
+#include "losses/loss.hpp"
+#include "optimizers/optimizer.hpp"
+
+#include "models/autoencoder.hpp"
+#include "models/sequential.hpp"
+
+#include "training/callbacks.hpp"
+#include "training/fit.hpp"
+#include "training/history.hpp"
+
+#include "io/serialize.hpp"
+
+#include "data/corruption.hpp"
+#include "data/idx.hpp"
+#include "data/image_writer.hpp"
+#include "data/images.hpp"
+#include "data/metrics.hpp"
+#include "data/npy.hpp"
+#include "data/resize.hpp"

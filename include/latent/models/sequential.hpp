@@ -1,0 +1,274 @@
+// Sequential<T>: layers applied one after another. build() infers every shape, checks that each
+// layer fits the previous one, initialises the weights and fixes the parameter list; activation
+// and gradient buffers grow to the largest batch seen and are reused after that, so a
+// steady-state training step allocates nothing.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <initializer_list>
+#include <iomanip>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../core/errors.hpp"
+#include "../core/random.hpp"
+#include "../core/tensor.hpp"
+#include "../layers/activations.hpp"
+#include "../layers/layer.hpp"
+
+namespace latent {
+
+template <class T = float> class Sequential {
+public:
+    using Scalar = T;
+
+    Sequential() = default;
+    Sequential(std::initializer_list<Layer<T>> layers) : layers_(layers) {}
+    explicit Sequential(std::vector<Layer<T>> layers) : layers_(std::move(layers)) {}
+
+    Sequential(const Sequential& other)
+        : layers_(other.layers_), input_shape_(other.input_shape_), built_(other.built_) {
+        collect_parameters();
+    }
+    Sequential(Sequential&& other) noexcept = default;
+    Sequential& operator=(const Sequential& other) {
+        if (this != &other) *this = Sequential(other);
+        return *this;
+    }
+    Sequential& operator=(Sequential&& other) noexcept = default;
+
+    // Appends a layer; the model must be built (again) before use.
+    Sequential& add(Layer<T> layer) {
+        layers_.push_back(std::move(layer));
+        built_ = false;
+        return *this;
+    }
+
+    // Infers every layer's shape from `input`, initialises weights from `seed` (each layer from its
+    // own stream, so adding a layer at the end does not change the others' initial weights).
+    // Throws ShapeError naming the first layer that does not fit.
+    Sequential& build(const Shape& input, std::uint64_t seed = 0) {
+        if (layers_.empty()) throw ShapeError("Sequential: cannot build a model with no layers");
+        Shape shape = input;
+        for (std::size_t i = 0; i < layers_.size(); ++i) {
+            Rng rng(derive_seed(seed, streams::init, i));
+            try {
+                layers_[i].build(shape, rng);
+            } catch (const ShapeError& error) {
+                throw ShapeError("Sequential: " + layer_name(static_cast<Index>(i)) +
+                                 " does not fit its input " + shape.str() + ": " + error.what());
+            }
+            shape = layers_[i].output_shape();
+        }
+        input_shape_ = input;
+        built_ = true;
+        collect_parameters();
+        return *this;
+    }
+
+    bool is_built() const { return built_; }
+    Index size() const { return static_cast<Index>(layers_.size()); }
+    Layer<T>& layer(Index index) { return layers_.at(static_cast<std::size_t>(index)); }
+    const Layer<T>& layer(Index index) const { return layers_.at(static_cast<std::size_t>(index)); }
+    const Shape& input_shape() const {
+        require_built("input_shape");
+        return input_shape_;
+    }
+    const Shape& output_shape() const {
+        require_built("output_shape");
+        return layers_.back().output_shape();
+    }
+    // "layer 3 (Conv2D)": how messages name a layer (1-based, as in summary()).
+    std::string layer_name(Index index) const {
+        return "layer " + std::to_string(index + 1) + " (" + layers_[static_cast<std::size_t>(index)].type() + ")";
+    }
+
+    // Runs the batch through every layer. The result views an internal buffer that stays valid
+    // until the next forward(); `x` must stay alive until backward() has run.
+    ConstTensorView<T> forward(ConstTensorView<T> x) {
+        require_built("forward");
+        const Shape actual = sample_shape<T>(x);
+        if (actual != input_shape_)
+            throw ShapeError("Sequential forward: expected input of shape " +
+                             batch_shape_str(x.dimension(0), input_shape_) + ", got " +
+                             batch_shape_str(x.dimension(0), actual));
+        const Index batch = x.dimension(0);
+        reserve(batch);
+        input_data_ = x.data();
+        const T* current = x.data();  // (Eigen maps copy values on assignment: keep pointers)
+        for (Index i = 0; i < size(); ++i) {
+            auto& layer = layers_[static_cast<std::size_t>(i)];
+            const TensorView<T> output = activation_view(i, batch);
+            layer.forward(view<T>(current, batch, layer.input_shape()), output);
+            current = output.data();
+        }
+        batch_ = batch;
+        return view<T>(current, batch, output_shape());
+    }
+
+    // The output of layer `index` from the last forward().
+    ConstTensorView<T> activation(Index index) const {
+        const Shape shape = layers_.at(static_cast<std::size_t>(index)).output_shape();
+        return view<T>(activations_[static_cast<std::size_t>(index)].data(), batch_, shape);
+    }
+
+    // Backpropagates dL/d(output) through the layers of the last forward(); parameter gradients
+    // accumulate. With skip_last_layer, `grad` is dL/d(input of the last layer) instead -- how a
+    // fused Sigmoid + cross-entropy gradient enters. With want_input_gradient the result views
+    // dL/d(model input) (an internal buffer, valid until the next backward); otherwise it is empty.
+    ConstTensorView<T> backward(ConstTensorView<T> grad, bool skip_last_layer = false,
+                                bool want_input_gradient = false) {
+        require_built("backward");
+        if (input_data_ == nullptr) throw ShapeError("Sequential backward: call forward() first");
+        const Index last = size() - 1 - (skip_last_layer ? 1 : 0);
+        const Shape expected = last >= 0 ? layers_[static_cast<std::size_t>(last)].output_shape() : input_shape_;
+        if (grad.dimension(0) != batch_ || sample_shape<T>(grad) != expected)
+            throw ShapeError("Sequential backward: gradient should be " + batch_shape_str(batch_, expected) +
+                             ", got " + batch_shape_str(grad.dimension(0), sample_shape<T>(grad)));
+        const T* current = grad.data();
+        for (Index i = last; i >= 0; --i) {
+            auto& layer = layers_[static_cast<std::size_t>(i)];
+            const ConstTensorView<T> x = i == 0 ? view<T>(input_data_, batch_, input_shape_) : activation(i - 1);
+            const bool need_dx = i > 0 || want_input_gradient;
+            std::vector<T>& target = (last - i) % 2 == 0 ? grad_a_ : grad_b_;
+            const TensorView<T> dx = need_dx ? view<T>(target.data(), batch_, layer.input_shape())
+                                             : TensorView<T>(nullptr, 0, 0, 0, 0);
+            layer.backward(x, activation(i), view<T>(current, batch_, layer.output_shape()), dx);
+            current = dx.data();
+        }
+        if (!want_input_gradient) return ConstTensorView<T>(nullptr, 0, 0, 0, 0);
+        return view<T>(current, batch_, input_shape_);
+    }
+
+    // Every parameter (value and gradient views) in layer order; fixed after build().
+    const std::vector<Parameter<T>>& parameters() const { return parameters_; }
+    // The layer index each entry of parameters() belongs to.
+    const std::vector<Index>& parameter_layers() const { return parameter_layers_; }
+    Index parameter_count() const {
+        Index count = 0;
+        for (const auto& parameter : parameters_) count += parameter.size;
+        return count;
+    }
+    void zero_grad() {
+        for (auto& parameter : parameters_) std::fill_n(parameter.grad, parameter.size, T(0));
+    }
+    void set_training(bool training) {
+        for (auto& layer : layers_) layer.set_training(training);
+    }
+    // The name of the layer nearest the output whose parameter gradient holds a NaN or an
+    // infinity (where a numeric failure showed first during backward), or "" if all are finite.
+    std::string first_nonfinite_gradient(const std::string& prefix = "") const {
+        for (std::size_t p = parameters_.size(); p-- > 0;) {
+            const auto& parameter = parameters_[p];
+            for (Index i = 0; i < parameter.size; ++i)
+                if (!std::isfinite(parameter.grad[i]))
+                    return prefix + layer_name(parameter_layers_[p]) + " " + parameter.name;
+        }
+        return "";
+    }
+    bool ends_with_sigmoid() const { return !layers_.empty() && layers_.back().template is<Sigmoid<T>>(); }
+
+    // Predictions for a whole tensor, computed in batches of `batch_size` (allocates the result).
+    Tensor<T> predict(const Tensor<T>& x, Index batch_size = 256) {
+        detail::require(batch_size >= 1, "Sequential::predict", "batch_size must be >= 1");
+        require_built("predict");
+        const Index count = x.dimension(0);
+        Tensor<T> result = make_tensor<T>(count, output_shape());
+        const Index out_size = output_shape().size();
+        for (Index first = 0; first < count; first += batch_size) {
+            const Index n = std::min(batch_size, count - first);
+            const auto output = forward(batch_slice<T>(view(x), first, n));
+            std::copy_n(output.data(), n * out_size, result.data() + first * out_size);
+        }
+        return result;
+    }
+
+    // A table like Keras's model.summary(): layer, output shape, parameter count, totals.
+    void summary(std::ostream& out, const std::string& title = "Sequential") const {
+        require_built("summary");
+        const std::string rule(72, '-');
+        out << title << ", input " << input_shape_.str() << "\n" << rule << "\n"
+            << std::left << std::setw(30) << "Layer (type)" << std::setw(20) << "Output shape"
+            << std::right << std::setw(12) << "Params" << "   Config\n"
+            << rule << "\n";
+        Index total = 0;
+        for (Index i = 0; i < size(); ++i) {
+            const auto& layer = layers_[static_cast<std::size_t>(i)];
+            const Index count = layer_parameter_count(i);
+            total += count;
+            out << std::left << std::setw(30) << (std::to_string(i + 1) + " " + layer.type())
+                << std::setw(20) << layer.output_shape().str() << std::right << std::setw(12) << count
+                << "   " << layer.config().str() << "\n";
+        }
+        out << rule << "\nTotal params: " << total << "\n";
+    }
+
+private:
+    void require_built(const char* what) const {
+        if (!built_)
+            throw ShapeError(std::string("Sequential::") + what +
+                             ": the model is not built; call build(input_shape) first");
+    }
+
+    Index layer_parameter_count(Index layer) const {
+        Index count = 0;
+        for (std::size_t p = 0; p < parameters_.size(); ++p)
+            if (parameter_layers_[p] == layer) count += parameters_[p].size;
+        return count;
+    }
+
+    void collect_parameters() {
+        parameters_.clear();
+        parameter_layers_.clear();
+        if (!built_) return;
+        for (std::size_t i = 0; i < layers_.size(); ++i)
+            for (auto& parameter : layers_[i].parameters()) {
+                parameters_.push_back(parameter);
+                parameter_layers_.push_back(static_cast<Index>(i));
+            }
+        activations_.assign(layers_.size(), {});
+        grad_a_.clear();
+        grad_b_.clear();
+        input_data_ = nullptr;
+        batch_ = 0;
+    }
+
+    // Grows the buffers to hold `batch` samples; never shrinks them.
+    void reserve(Index batch) {
+        Index largest = input_shape_.size();
+        for (std::size_t i = 0; i < layers_.size(); ++i) {
+            const auto needed = static_cast<std::size_t>(batch * layers_[i].output_shape().size());
+            if (activations_[i].size() < needed) activations_[i].resize(needed);
+            largest = std::max(largest, layers_[i].output_shape().size());
+        }
+        const auto needed = static_cast<std::size_t>(batch * largest);
+        if (grad_a_.size() < needed) grad_a_.resize(needed);
+        if (grad_b_.size() < needed) grad_b_.resize(needed);
+    }
+
+    TensorView<T> activation_view(Index index, Index batch) {
+        return view<T>(activations_[static_cast<std::size_t>(index)].data(), batch,
+                       layers_[static_cast<std::size_t>(index)].output_shape());
+    }
+
+    std::vector<Layer<T>> layers_;
+    Shape input_shape_;
+    bool built_ = false;
+    std::vector<Parameter<T>> parameters_;
+    std::vector<Index> parameter_layers_;
+    std::vector<std::vector<T>> activations_;
+    std::vector<T> grad_a_, grad_b_;
+    const T* input_data_ = nullptr;  // the last forward()'s input (the caller's memory)
+    Index batch_ = 0;
+};
+
+// An encoder and a decoder are plain Sequentials; the names say which half a model is.
+template <class T = float> using Encoder = Sequential<T>;
+template <class T = float> using Decoder = Sequential<T>;
+
+}  // namespace latent

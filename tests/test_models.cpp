@@ -1,0 +1,177 @@
+#include <catch2/catch.hpp>
+
+#include <latent/latent.hpp>
+
+#include <sstream>
+
+#include "helpers.hpp"
+
+using namespace latent;
+
+namespace {
+
+Sequential<double> small_dense_model() {
+    return Sequential<double>{Dense<double>(6), Tanh<double>(), Dense<double>(3), Sigmoid<double>()};
+}
+
+}  // namespace
+
+TEST_CASE("sequential: build infers every shape and counts parameters", "[models]") {
+    Sequential<float> model{Conv2D<float>(8, 3), ReLU<float>(), MaxPool2D<float>(2), Flatten<float>(), Dense<float>(10)};
+    model.build({1, 28, 28});
+    CHECK(model.layer(0).output_shape() == Shape{8, 28, 28});
+    CHECK(model.layer(2).output_shape() == Shape{8, 14, 14});
+    CHECK(model.output_shape() == Shape{10, 1, 1});
+    // conv: 8*1*3*3 + 8 = 80; dense: 10*8*14*14 + 10 = 15690
+    CHECK(model.parameter_count() == 80 + 15690);
+}
+
+TEST_CASE("sequential: build names the first layer that does not fit", "[models][shape]") {
+    Sequential<float> model{Conv2D<float>(4, 3, 1, Padding::Valid), Conv2D<float>(4, 5, 1, Padding::Valid)};
+    try {
+        model.build({1, 6, 6});  // 6x6 -> 4x4, then a 5x5 valid kernel does not fit
+        FAIL("expected ShapeError");
+    } catch (const ShapeError& error) {
+        const std::string message = error.what();
+        CHECK_THAT(message, Catch::Contains("layer 2 (Conv2D)"));
+        CHECK_THAT(message, Catch::Contains("(4, 4, 4)"));
+    }
+}
+
+TEST_CASE("sequential: forward of a wrong input shape throws ShapeError with both shapes", "[models][shape]") {
+    auto model = small_dense_model();
+    model.build({1, 4, 1});
+    const Tensor<double> x = make_tensor<double>(2, {1, 5, 1});
+    CHECK_THROWS_WITH(model.forward(view(x)),
+                      "Sequential forward: expected input of shape (2, 1, 4, 1), got (2, 1, 5, 1)");
+}
+
+TEST_CASE("sequential: unbuilt model refuses to run", "[models]") {
+    auto model = small_dense_model();
+    const Tensor<double> x = make_tensor<double>(2, {1, 4, 1});
+    CHECK_THROWS_AS(model.forward(view(x)), ShapeError);
+    CHECK_THROWS_AS(Sequential<double>().build({1, 2, 2}), ShapeError);
+}
+
+TEST_CASE("sequential: forward equals the layers applied one by one", "[models]") {
+    auto model = small_dense_model();
+    model.build({1, 4, 1}, 7);
+    const Tensor<double> x = test::random_tensor<double>(5, {1, 4, 1}, 3);
+    const auto output = model.forward(view(x));
+    Tensor<double> current = x, next;
+    for (Index i = 0; i < model.size(); ++i) {
+        model.layer(i).forward(current, next);
+        current = next;
+    }
+    Tensor<double> result(output.dimensions());
+    result = output;
+    CHECK(test::max_abs_difference(result, current) == 0.0);
+}
+
+TEST_CASE("sequential: gradient of the whole model matches finite differences", "[models][gradcheck]") {
+    Sequential<double> model{Conv2D<double>(3, 3, 2), Tanh<double>(), Flatten<double>(), Dense<double>(4), Sigmoid<double>()};
+    model.build({2, 5, 4}, 1);
+    const Tensor<double> x = test::random_tensor<double>(2, {2, 5, 4}, 2);
+    const Tensor<double> weights = test::random_tensor<double>(2, {4, 1, 1}, 3);
+    auto objective = [&] {
+        const auto y = model.forward(view(x));
+        double sum = 0;
+        for (Index i = 0; i < y.size(); ++i) sum += y.data()[i] * weights.data()[i];
+        return sum;
+    };
+    objective();
+    model.zero_grad();
+    const auto grad_input = model.backward(view(weights), false, true);
+    std::vector<double> analytic(grad_input.data(), grad_input.data() + grad_input.size());
+    const double eps = 1e-6;
+    Tensor<double> perturbed = x;
+    double worst = 0;
+    for (Index i = 0; i < x.size(); ++i) {
+        const double saved = x.data()[i];
+        const_cast<double*>(x.data())[i] = saved + eps;
+        const double plus = objective();
+        const_cast<double*>(x.data())[i] = saved - eps;
+        const double minus = objective();
+        const_cast<double*>(x.data())[i] = saved;
+        worst = std::max(worst, std::abs((plus - minus) / (2 * eps) - analytic[static_cast<std::size_t>(i)]));
+    }
+    CHECK(worst < 1e-8);
+    // The first parameter (conv weight) gradient, checked at one element.
+    objective();
+    model.zero_grad();
+    model.backward(view(weights));
+    const auto& weight = model.parameters().front();
+    const double analytic_weight = weight.grad[5];
+    weight.value[5] += eps;
+    const double plus = objective();
+    weight.value[5] -= 2 * eps;
+    const double minus = objective();
+    weight.value[5] += eps;
+    CHECK(analytic_weight == Approx((plus - minus) / (2 * eps)).epsilon(1e-6));
+}
+
+TEST_CASE("sequential: summary lists layers, shapes, parameter counts and the total", "[models]") {
+    Sequential<float> model{Dense<float>(4), ReLU<float>(), Dense<float>(2)};
+    model.build({3, 1, 1});
+    std::ostringstream out;
+    model.summary(out);
+    const std::string text = out.str();
+    CHECK_THAT(text, Catch::Contains("1 Dense"));
+    CHECK_THAT(text, Catch::Contains("(4, 1, 1)"));
+    CHECK_THAT(text, Catch::Contains("16"));  // 4*3 + 4
+    CHECK_THAT(text, Catch::Contains("Total params: 26"));  // 16 + 2*4 + 2
+}
+
+TEST_CASE("sequential: copies are independent and keep their weights", "[models]") {
+    auto model = small_dense_model();
+    model.build({1, 4, 1}, 5);
+    Sequential<double> copy = model;
+    const Tensor<double> x = test::random_tensor<double>(3, {1, 4, 1}, 1);
+    Tensor<double> a = model.predict(x), b = copy.predict(x);
+    CHECK(test::max_abs_difference(a, b) == 0.0);
+    copy.parameters().front().value[0] += 1.0;
+    b = copy.predict(x);
+    a = model.predict(x);
+    CHECK(test::max_abs_difference(a, b) > 0.0);
+}
+
+TEST_CASE("sequential: same seed gives the same initial weights, another seed different ones", "[models]") {
+    auto a = small_dense_model(), b = small_dense_model(), c = small_dense_model();
+    a.build({1, 4, 1}, 11);
+    b.build({1, 4, 1}, 11);
+    c.build({1, 4, 1}, 12);
+    CHECK(std::equal(a.parameters()[0].value, a.parameters()[0].value + a.parameters()[0].size, b.parameters()[0].value));
+    CHECK_FALSE(std::equal(a.parameters()[0].value, a.parameters()[0].value + a.parameters()[0].size,
+                           c.parameters()[0].value));
+}
+
+TEST_CASE("autoencoder: encode, decode and reconstruct shapes for a conv autoencoder", "[models]") {
+    Autoencoder<float> model(Encoder<float>{Conv2D<float>(8, 3), ReLU<float>(), MaxPool2D<float>(2), Conv2D<float>(4, 3),
+                                            ReLU<float>(), MaxPool2D<float>(2)},
+                             Decoder<float>{Conv2D<float>(4, 3), ReLU<float>(), UpSample2D<float>(2), Conv2D<float>(8, 3),
+                                            ReLU<float>(), UpSample2D<float>(2), Conv2D<float>(1, 3), Sigmoid<float>()},
+                             {1, 28, 28});
+    const Tensor<float> x = test::random_tensor<float>(3, {1, 28, 28}, 1, 0, 1);
+    const Tensor<float> codes = model.encode(x);
+    CHECK(sample_shape(codes) == Shape{4, 7, 7});
+    const Tensor<float> decoded = model.decode(codes);
+    const Tensor<float> reconstructed = model.reconstruct(x, 2);
+    CHECK(sample_shape(reconstructed) == Shape{1, 28, 28});
+    CHECK(test::max_abs_difference(decoded, reconstructed) < 1e-6);
+    CHECK(model.ends_with_sigmoid());
+}
+
+TEST_CASE("autoencoder: a decoder that does not give back the input shape is rejected with a hint",
+          "[models][shape]") {
+    // 15 -> stride-2 conv -> 8 -> stride-2 transposed conv -> 16, not 15.
+    try {
+        Autoencoder<float> model(Encoder<float>{Conv2D<float>(4, 3, 2)}, Decoder<float>{ConvTranspose2D<float>(1, 3, 2)},
+                                 {1, 15, 15});
+        FAIL("expected ShapeError");
+    } catch (const ShapeError& error) {
+        const std::string message = error.what();
+        CHECK_THAT(message, Catch::Contains("(1, 16, 16)"));
+        CHECK_THAT(message, Catch::Contains("(1, 15, 15)"));
+        CHECK_THAT(message, Catch::Contains("output_padding"));
+    }
+}

@@ -1,0 +1,318 @@
+#include <catch2/catch.hpp>
+
+#include <latent/latent.hpp>
+
+#include <filesystem>
+#include <limits>
+#include <fstream>
+
+#include "helpers.hpp"
+
+using namespace latent;
+
+namespace {
+
+// 64-pixel "images" that lie on a 3-dimensional manifold: x = sigmoid(A z), z ~ N(0, 1).
+// A dense autoencoder with a 3-unit code can learn them almost exactly.
+Tensor<float> low_rank_data(Index count, std::uint64_t seed) {
+    Rng rng(seed);
+    Matrix<double> mixing(64, 3);
+    for (Index i = 0; i < mixing.size(); ++i) mixing.data()[i] = rng.normal(0, 1.5);
+    Tensor<float> data = make_tensor<float>(count, {1, 8, 8});
+    for (Index n = 0; n < count; ++n) {
+        Vector<double> z(3);
+        for (Index k = 0; k < 3; ++k) z(k) = rng.normal();
+        const Vector<double> pixels = mixing * z;
+        for (Index p = 0; p < 64; ++p) data.data()[n * 64 + p] = static_cast<float>(1 / (1 + std::exp(-pixels(p))));
+    }
+    return data;
+}
+
+Autoencoder<float> small_autoencoder(std::uint64_t seed = 1) {
+    return Autoencoder<float>(Encoder<float>{Flatten<float>(), Dense<float>(32), ReLU<float>(), Dense<float>(3)},
+                              Decoder<float>{Dense<float>(32), ReLU<float>(), Dense<float>(64), Sigmoid<float>(),
+                                             Reshape<float>({1, 8, 8})},
+                              {1, 8, 8}, seed);
+}
+
+Autoencoder<float> small_conv_autoencoder(std::uint64_t seed = 1) {
+    return Autoencoder<float>(Encoder<float>{Conv2D<float>(4, 3), ReLU<float>(), MaxPool2D<float>(2)},
+                              Decoder<float>{UpSample2D<float>(2), Conv2D<float>(1, 3), Sigmoid<float>()},
+                              {1, 8, 8}, seed);
+}
+
+std::vector<float> all_weights(const Autoencoder<float>& model) {
+    std::vector<float> weights;
+    for (const auto& parameter : model.parameters()) weights.insert(weights.end(), parameter.value, parameter.value + parameter.size);
+    return weights;
+}
+
+FitOptions<float> quiet(int epochs, Index batch = 16, std::uint64_t seed = 3) {
+    FitOptions<float> options;
+    options.epochs = epochs;
+    options.batch_size = batch;
+    options.seed = seed;
+    options.verbose = 0;
+    return options;
+}
+
+// Trains the small dense autoencoder with `optimizer` and returns first / last epoch loss.
+template <class OptimizerType> double loss_reduction(OptimizerType optimizer, int epochs) {
+    const Tensor<float> data = low_rank_data(512, 9);
+    auto model = small_autoencoder();
+    const double initial = model.evaluate(data, data, MeanSquaredError<float>());
+    model.fit(data, data, MeanSquaredError<float>(), optimizer, quiet(epochs));
+    const double final = model.evaluate(data, data, MeanSquaredError<float>());
+    INFO("initial " << initial << " final " << final);
+    return initial / final;
+}
+
+}  // namespace
+
+TEST_CASE("fit: SGD drives a small dense autoencoder's loss down at least 10x", "[training]") {
+    CHECK(loss_reduction(SGD<float>(0.5, 0.9), 60) >= 10.0);
+}
+
+TEST_CASE("fit: SGD with Nesterov momentum drives the loss down at least 10x", "[training]") {
+    CHECK(loss_reduction(SGD<float>(0.5, 0.9, true), 60) >= 10.0);
+}
+
+TEST_CASE("fit: Adam drives a small dense autoencoder's loss down at least 10x", "[training]") {
+    CHECK(loss_reduction(Adam<float>(3e-3), 60) >= 10.0);
+}
+
+TEST_CASE("fit: AdamW drives a small dense autoencoder's loss down at least 10x", "[training]") {
+    CHECK(loss_reduction(AdamW<float>(3e-3, 0.9, 0.999, 1e-8, 1e-4), 60) >= 10.0);
+}
+
+TEST_CASE("fit: RMSprop drives a small dense autoencoder's loss down at least 10x", "[training]") {
+    CHECK(loss_reduction(RMSprop<float>(1e-3), 60) >= 10.0);
+}
+
+TEST_CASE("fit: Adadelta drives a small dense autoencoder's loss down at least 10x", "[training]") {
+    CHECK(loss_reduction(Adadelta<float>(1.0), 60) >= 10.0);
+}
+
+TEST_CASE("fit: history has one entry per epoch and validation loss with a split", "[training]") {
+    const Tensor<float> data = low_rank_data(100, 2);
+    auto model = small_autoencoder();
+    Adam<float> adam(1e-3);
+    auto options = quiet(3);
+    options.validation_split = 0.2;
+    const History history = model.fit(data, data, MeanSquaredError<float>(), adam, options);
+    REQUIRE(history.size() == 3);
+    CHECK(history.epoch == std::vector<int>{0, 1, 2});
+    CHECK(history.has_validation());
+    for (std::size_t e = 0; e < 3; ++e) {
+        CHECK(std::isfinite(history.loss[e]));
+        CHECK(std::isfinite(history.val_loss[e]));
+        CHECK(history.seconds[e] >= 0);
+    }
+    CHECK(history.loss[2] < history.loss[0]);
+}
+
+TEST_CASE("fit: bit-identical weights with 1 and 2 threads", "[training][threads]") {
+    const int saved = num_threads();
+    const Tensor<float> data = low_rank_data(96, 4);
+    auto run = [&](int threads) {
+        set_num_threads(threads);
+        auto model = small_conv_autoencoder();
+        Adam<float> adam(1e-3);
+        auto options = quiet(2, 32);
+        options.corruption = GaussianNoise(0.0, 0.2);
+        model.fit(data, data, BinaryCrossEntropy<float>(), adam, options);
+        return all_weights(model);
+    };
+    const auto one = run(1), two = run(2);
+    set_num_threads(saved);
+    CHECK(one == two);
+}
+
+TEST_CASE("fit: same seed gives bit-identical weights, another seed different ones", "[training]") {
+    const Tensor<float> data = low_rank_data(64, 4);
+    auto run = [&](std::uint64_t seed) {
+        auto model = small_autoencoder();
+        Adam<float> adam(1e-3);
+        model.fit(data, data, MeanSquaredError<float>(), adam, quiet(2, 16, seed));
+        return all_weights(model);
+    };
+    CHECK(run(5) == run(5));
+    CHECK(run(5) != run(6));
+}
+
+TEST_CASE("fit: resume equals uninterrupted (train 4 = train 2, save, load, train 2)", "[training][serialization]") {
+    const Tensor<float> data = low_rank_data(80, 6);
+    const auto path = (std::filesystem::temp_directory_path() / "latent_resume_test.latent").string();
+
+    auto uninterrupted = small_conv_autoencoder();
+    Adam<float> adam(2e-3);
+    uninterrupted.fit(data, data, BinaryCrossEntropy<float>(), adam, quiet(4));
+
+    auto first_half = small_conv_autoencoder();
+    Adam<float> adam_first(2e-3);
+    auto options = quiet(2);
+    options.callbacks.push_back(Checkpoint<float>(path, 2));
+    first_half.fit(data, data, BinaryCrossEntropy<float>(), adam_first, options);
+
+    TrainingProgress<float> progress;
+    auto resumed = Autoencoder<float>::load(path, progress);
+    REQUIRE(progress.optimizer.has_value());
+    CHECK(progress.epochs_done == 2);
+    auto resume_options = quiet(4);
+    resume_options.initial_epoch = progress.epochs_done;
+    resumed.fit(data, data, BinaryCrossEntropy<float>(), *progress.optimizer, resume_options);
+    std::filesystem::remove(path);
+    CHECK(all_weights(resumed) == all_weights(uninterrupted));
+}
+
+TEST_CASE("fit: NaN in the data is refused before training with the sample index", "[training][numeric]") {
+    Tensor<float> data = low_rank_data(20, 1);
+    data(13, 0, 2, 2) = NAN;
+    auto model = small_autoencoder();
+    Adam<float> adam;
+    CHECK_THROWS_WITH(model.fit(data, data, MeanSquaredError<float>(), adam, quiet(1)),
+                      Catch::Contains("sample 13") && Catch::Contains("NaN"));
+}
+
+TEST_CASE("fit: a loss that turns NaN stops training naming the epoch and batch; weights stay finite",
+          "[training][numeric]") {
+    const Tensor<float> data = low_rank_data(64, 3);
+    auto model = Autoencoder<float>(Encoder<float>{Flatten<float>(), Dense<float>(16)},
+                                    Decoder<float>{Dense<float>(64), Reshape<float>({1, 8, 8})}, {1, 8, 8}, 1);
+    SGD<float> sgd(1e30f);  // the first step leaves huge (finite) weights; the next loss is NaN
+    test::expect_error<NumericError>([&] { model.fit(data, data, MeanSquaredError<float>(), sgd, quiet(5, 8)); },
+                                     "epoch 1, batch 2: the loss is NaN");
+    for (float w : all_weights(model)) REQUIRE(std::isfinite(w));
+}
+
+TEST_CASE("fit: an update that overflows stops with NumericError; the weights before it are restored",
+          "[training][numeric]") {
+    const Tensor<float> data = low_rank_data(64, 3);
+    auto make_model = [] {
+        return Autoencoder<float>(Encoder<float>{Flatten<float>(), Dense<float>(16)},
+                                  Decoder<float>{Dense<float>(64), Reshape<float>({1, 8, 8})}, {1, 8, 8}, 1);
+    };
+    auto model = make_model();
+    SGD<float> sgd(std::numeric_limits<float>::max());  // lr * gradient overflows at the first step
+    test::expect_error<NumericError>([&] { model.fit(data, data, SumSquaredError<float>(), sgd, quiet(5, 8)); },
+                                     "epoch 1, batch 1: the update made weights non-finite (learning rate too high?)");
+    CHECK(all_weights(model) == all_weights(make_model()));  // the step was undone
+}
+
+namespace {
+
+// y = w * x, whose weight gradient turns NaN when a sample starts with a negative value.
+template <class T> class FragileScale {
+public:
+    using Scalar = T;
+    static constexpr const char* type_name = "FragileScale";
+    Shape output_shape(const Shape& input) const { return input; }
+    void forward(ConstTensorView<T> x, TensorView<T> y) { y = x * weight_[0]; }
+    void backward(ConstTensorView<T> x, ConstTensorView<T>, ConstTensorView<T> dy, TensorView<T> dx) {
+        const Index per_sample = x.size() / x.dimension(0);
+        for (Index n = 0; n < x.dimension(0); ++n)
+            if (x.data()[n * per_sample] < 0) grad_[0] = std::numeric_limits<T>::quiet_NaN();
+        if (dx.data() != nullptr) dx = dy * weight_[0];
+    }
+    std::vector<Parameter<T>> parameters() { return {{"weight", weight_.data(), grad_.data(), 1}}; }
+
+private:
+    std::vector<T> weight_{T(1)}, grad_{T(0)};
+};
+
+}  // namespace
+
+TEST_CASE("fit: a NaN gradient stops training naming epoch, batch and layer; weights are kept",
+          "[training][numeric]") {
+    Tensor<float> data = low_rank_data(32, 3);
+    data(20, 0, 0, 0) = -1.0f;  // sample 20 makes FragileScale's gradient NaN
+    Sequential<float> model{FragileScale<float>(), Flatten<float>(), Dense<float>(64), Reshape<float>({1, 8, 8})};
+    model.build({1, 8, 8}, 2);
+    Adam<float> adam;
+    auto options = quiet(3, 8);
+    options.shuffle = false;  // sample 20 is in the third batch of the first epoch
+    try {
+        fit(model, data, data, MeanSquaredError<float>(), adam, options);
+        FAIL("expected NumericError");
+    } catch (const NumericError& error) {
+        CHECK_THAT(std::string(error.what()),
+                   Catch::Contains("epoch 1, batch 3: the gradient of layer 1 (FragileScale) weight is not finite"));
+    }
+    for (const auto& parameter : model.parameters())
+        for (Index i = 0; i < parameter.size; ++i) REQUIRE(std::isfinite(parameter.value[i]));
+}
+
+TEST_CASE("fit: early stopping stops and restores the best weights", "[training][callbacks]") {
+    const Tensor<float> data = low_rank_data(64, 8);
+    auto model = small_autoencoder();
+    SGD<float> sgd(0.0);  // nothing improves: stops after patience + 1 epochs
+    auto options = quiet(20);
+    int epochs_seen = 0;
+    options.callbacks.push_back(EarlyStopping<float>(2));
+    options.callbacks.push_back([&](EpochEnd<float>&) { ++epochs_seen; });
+    const History history = model.fit(data, data, MeanSquaredError<float>(), sgd, options);
+    CHECK(history.size() == 4);  // best at epoch 1, then 3 epochs without improvement
+    CHECK(history.stopped_early);
+}
+
+TEST_CASE("fit: CSV logger writes one line per epoch", "[training][callbacks]") {
+    const Tensor<float> data = low_rank_data(32, 8);
+    const auto path = (std::filesystem::temp_directory_path() / "latent_history_test.csv").string();
+    auto model = small_autoencoder();
+    Adam<float> adam;
+    auto options = quiet(3);
+    options.validation_split = 0.25;
+    options.callbacks.push_back(CsvLogger<float>(path));
+    model.fit(data, data, MeanSquaredError<float>(), adam, options);
+    std::ifstream file(path);
+    std::string line;
+    std::vector<std::string> lines;
+    while (std::getline(file, line)) lines.push_back(line);
+    std::filesystem::remove(path);
+    REQUIRE(lines.size() == 4);
+    CHECK(lines[0] == "epoch,loss,val_loss,seconds");
+    CHECK(lines[1].rfind("1,", 0) == 0);
+    CHECK(std::count(lines[3].begin(), lines[3].end(), ',') == 3);
+}
+
+TEST_CASE("fit: a batch source streams batches and trains", "[training]") {
+    const Tensor<float> data = low_rank_data(128, 5);
+    auto model = small_autoencoder();
+    Adam<float> adam(3e-3);
+    BatchSource<float> source;
+    source.batches_per_epoch = 8;
+    int calls = 0;
+    source.next = [&](int, Index batch, Tensor<float>& inputs, Tensor<float>& targets) {
+        ++calls;
+        inputs = data.slice(Eigen::array<Index, 4>{batch * 16, 0, 0, 0}, Eigen::array<Index, 4>{16, 1, 8, 8});
+        targets = inputs;
+    };
+    const History history = model.fit(source, MeanSquaredError<float>(), adam, quiet(10));
+    CHECK(calls == 80);
+    CHECK(history.loss.back() < history.loss.front() / 2);
+}
+
+TEST_CASE("fit: targets of the wrong shape are refused", "[training][shape]") {
+    const Tensor<float> data = low_rank_data(8, 1);
+    const Tensor<float> wrong = make_tensor<float>(8, {1, 4, 16});
+    auto model = small_autoencoder();
+    Adam<float> adam;
+    CHECK_THROWS_AS(model.fit(data, wrong, MeanSquaredError<float>(), adam, quiet(1)), ShapeError);
+    const Tensor<float> too_few = make_tensor<float>(4, {1, 8, 8});
+    CHECK_THROWS_AS(model.fit(data, too_few, MeanSquaredError<float>(), adam, quiet(1)), ShapeError);
+}
+
+TEST_CASE("fit: BCE on a sigmoid output uses the fused gradient (model learns from saturated outputs)",
+          "[training][losses]") {
+    // One Dense + Sigmoid whose bias starts hugely saturated: p = sigmoid(50) = 1 in float for
+    // targets 0. The unfused gradient p(1-p) * dL/dp is exactly 0 there; the fused (p - t) is not.
+    Tensor<float> targets = make_tensor<float>(4, {2, 1, 1});
+    const Tensor<float> inputs = test::random_tensor<float>(4, {3, 1, 1}, 1);
+    Sequential<float> model{Dense<float>(2), Sigmoid<float>()};
+    model.build({3, 1, 1});
+    auto* dense = model.layer(0).get<Dense<float>>();
+    dense->bias().setConstant(50.0f);
+    SGD<float> sgd(10.0);  // the fused gradient is 1/8 per output: the bias falls 5 per epoch
+    const History history = fit(model, inputs, targets, BinaryCrossEntropy<float>(), sgd, quiet(30, 4));
+    CHECK(history.loss.back() < history.loss.front() / 10);
+}
