@@ -111,4 +111,15 @@ template <class T> ConstTensorView<T> batch_slice(ConstTensorView<T> x, Index fi
     return view<T>(x.data() + first * shape.size(), count, shape);
 }
 
+// A copy of samples [first, first + count) of a batch; count is cut to what the batch holds.
+template <class T> Tensor<T> samples(const Tensor<T>& x, Index first, Index count) {
+    if (first < 0 || first > x.dimension(0) || count < 0)
+        throw ShapeError("samples: cannot take " + std::to_string(count) + " samples from " + std::to_string(first) +
+                         " of a batch of " + std::to_string(x.dimension(0)));
+    count = std::min(count, x.dimension(0) - first);
+    Tensor<T> result(count, x.dimension(1), x.dimension(2), x.dimension(3));
+    std::copy_n(x.data() + first * (x.size() / std::max<Index>(1, x.dimension(0))), result.size(), result.data());
+    return result;
+}
+
 }  // namespace latent

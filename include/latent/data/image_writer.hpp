@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -148,6 +149,13 @@ void save_image_grid(const std::string& path, const std::vector<Tensor<T>>& rows
     }
     const auto pixels = detail::png_pixels(grid.data(), shape.channels, grid_height, grid_width, scale, where, path);
     detail::write_png(path, pixels, shape.channels, grid_height * scale, grid_width * scale, where);
+}
+
+// save_image_grid(path, {clean, noisy, output}): the rows as a braced list.
+template <class T>
+void save_image_grid(const std::string& path, std::initializer_list<Tensor<T>> rows, Index columns = 0,
+                     Index scale = 1) {
+    save_image_grid(path, std::vector<Tensor<T>>(rows), columns, scale);
 }
 
 }  // namespace latent

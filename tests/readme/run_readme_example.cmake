@@ -1,0 +1,22 @@
+# Runs the README example on a small slice of MNIST (512 training images, 1 epoch) and checks
+# that it trained, saved, reloaded and denoised: its last line reports both PSNRs.
+if(NOT EXISTS "${DATA}")
+  message("SKIPPED: no MNIST files in ${DATA} (run examples/get_mnist.sh)")
+  return()
+endif()
+file(REMOVE_RECURSE "${WORK}")
+file(MAKE_DIRECTORY "${WORK}")
+execute_process(COMMAND "${PROGRAM}" "${DATA}" 512 1 WORKING_DIRECTORY "${WORK}"
+                RESULT_VARIABLE code OUTPUT_VARIABLE output ERROR_VARIABLE errors)
+message("${output}")
+if(NOT code EQUAL 0)
+  message(FATAL_ERROR "the README example exited with ${code}: ${errors}")
+endif()
+if(NOT output MATCHES "PSNR noisy [0-9.]+ dB, denoised [0-9.]+ dB")
+  message(FATAL_ERROR "the README example did not print its PSNR line")
+endif()
+foreach(file denoiser.latent denoised.png)
+  if(NOT EXISTS "${WORK}/${file}")
+    message(FATAL_ERROR "the README example did not write ${file}")
+  endif()
+endforeach()
