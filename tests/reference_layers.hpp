@@ -7,6 +7,7 @@
 #include <latent/layers/padding.hpp>
 
 #include <algorithm>
+#include <optional>
 
 namespace test {
 
@@ -32,15 +33,15 @@ inline Axis window_axis(Index in, Index kernel, Index stride, Padding padding) {
     return {out, total / 2};  // the odd pixel goes after (bottom/right)
 }
 
-// Keras's Conv2DTranspose output length; output_padding 0 means "not given".
+// Keras's Conv2DTranspose output length; no output_padding is Keras's None.
 inline Index transposed_length(Index in, Index kernel, Index stride, Padding padding,
-                               Index output_padding) {
-    if (output_padding == 0)
+                               std::optional<Index> output_padding) {
+    if (!output_padding)
         return padding == Padding::Same ? in * stride
                                         : in * stride + std::max<Index>(kernel - stride, 0);
     if (padding == Padding::Same)
-        return (in - 1) * stride + kernel - 2 * (kernel / 2) + output_padding;
-    return (in - 1) * stride + kernel + output_padding;
+        return (in - 1) * stride + kernel - 2 * (kernel / 2) + *output_padding;
+    return (in - 1) * stride + kernel + *output_padding;
 }
 
 template <class T>
@@ -131,7 +132,7 @@ ReferenceGradients<T> reference_conv2d_backward(const Tensor<T>& x, const Matrix
 // The geometry of a transposed convolution along one axis: output length, and the crop from the
 // top/left of the full scatter map of length (in - 1) * stride + kernel.
 inline reference_detail::Axis transposed_axis(Index in, Index kernel, Index stride, Padding padding,
-                                              Index output_padding) {
+                                              std::optional<Index> output_padding) {
     const Index out =
         reference_detail::transposed_length(in, kernel, stride, padding, output_padding);
     // TensorFlow crops what a Conv2D with an input of length `out` would pad before.
@@ -145,12 +146,12 @@ template <class T>
 Tensor<T> reference_conv_transpose2d_forward(const Tensor<T>& x, const Matrix<T>& weight,
                                              const Vector<T>& bias, Index filters, Size2 kernel,
                                              Size2 stride, Padding padding,
-                                             Size2 output_padding = 0) {
+                                             std::optional<Size2> output_padding = std::nullopt) {
     const Index batch = x.dimension(0), channels = x.dimension(1);
     const auto rows = transposed_axis(x.dimension(2), kernel.height, stride.height, padding,
-                                      output_padding.height);
-    const auto cols =
-        transposed_axis(x.dimension(3), kernel.width, stride.width, padding, output_padding.width);
+                                      output_padding ? std::optional<Index>(output_padding->height) : std::nullopt);
+    const auto cols = transposed_axis(x.dimension(3), kernel.width, stride.width, padding,
+                                      output_padding ? std::optional<Index>(output_padding->width) : std::nullopt);
     Tensor<double> y(batch, filters, rows.output, cols.output);
     for (Index n = 0; n < batch; ++n)
         for (Index f = 0; f < filters; ++f)
@@ -182,12 +183,12 @@ ReferenceGradients<T> reference_conv_transpose2d_backward(const Tensor<T>& x,
                                                           const Matrix<T>& weight,
                                                           const Tensor<T>& dy, Size2 kernel,
                                                           Size2 stride, Padding padding,
-                                                          Size2 output_padding = 0) {
+                                                          std::optional<Size2> output_padding = std::nullopt) {
     const Index batch = x.dimension(0), channels = x.dimension(1), filters = dy.dimension(1);
     const auto rows = transposed_axis(x.dimension(2), kernel.height, stride.height, padding,
-                                      output_padding.height);
-    const auto cols =
-        transposed_axis(x.dimension(3), kernel.width, stride.width, padding, output_padding.width);
+                                      output_padding ? std::optional<Index>(output_padding->height) : std::nullopt);
+    const auto cols = transposed_axis(x.dimension(3), kernel.width, stride.width, padding,
+                                      output_padding ? std::optional<Index>(output_padding->width) : std::nullopt);
     Tensor<double> dx(x.dimensions());
     dx.setZero();
     Matrix<double> dw = Matrix<double>::Zero(weight.rows(), weight.cols());

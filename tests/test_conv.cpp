@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
 #include <latent/latent.hpp>
+
+#include <optional>
 #include <latent/layers/conv2d.hpp>
 #include <latent/layers/conv_transpose2d.hpp>
 
@@ -53,14 +55,14 @@ struct ConvCase {
     Index channels, height, width, filters;
     Size2 kernel, stride;
     Padding padding;
-    Size2 output_padding = 0;  // ConvTranspose2D only
+    std::optional<Size2> output_padding = std::nullopt;  // ConvTranspose2D only; none = Keras's None
 
     std::string label(const std::string& layer) const {
         std::string text = layer + " k=" + kernel.str() + " s=" + stride.str() + " " +
                            padding_name(padding) + " " + std::to_string(height) + "x" +
                            std::to_string(width) + " C=" + std::to_string(channels) +
                            " F=" + std::to_string(filters);
-        if (!(output_padding == Size2(0))) text += " output_padding=" + output_padding.str();
+        if (output_padding) text += " output_padding=" + output_padding->str();
         return text;
     }
     Shape input() const { return {channels, height, width}; }
@@ -99,12 +101,13 @@ const std::vector<ConvCase> transpose_cases = {
     {2, 4, 5, 3, {3, 2}, {2, 1}, Padding::Same},
     {2, 5, 3, 3, {3, 2}, {1, 2}, Padding::Valid},
     {2, 3, 4, 3, 1, 2, Padding::Valid},
-    {2, 4, 3, 3, 3, 2, Padding::Same, 1},
-    {2, 3, 4, 2, {3, 2}, 2, Padding::Valid, {1, 1}},
-    {2, 3, 5, 2, {2, 3}, {2, 3}, Padding::Same, {1, 2}},
+    {2, 4, 3, 3, 3, 2, Padding::Same, Size2{1, 1}},
+    {2, 3, 4, 2, {3, 2}, 2, Padding::Valid, Size2{1, 1}},
+    {2, 3, 5, 2, {2, 3}, {2, 3}, Padding::Same, Size2{1, 2}},
+    {2, 4, 3, 2, 3, 2, Padding::Same, Size2{0, 0}},
     {3, 4, 3, 1, 3, 2, Padding::Same},
     {2, 3, 4, 3, 3, 3, Padding::Same},
-    {2, 3, 3, 2, {3, 2}, {3, 2}, Padding::Valid, {2, 1}},
+    {2, 3, 3, 2, {3, 2}, {3, 2}, Padding::Valid, Size2{2, 1}},
     {1, 2, 2, 2, 5, 1, Padding::Same},
 };
 
@@ -337,7 +340,7 @@ TEST_CASE("conv_transpose2d: gradient check with output_padding 1",
           "[conv_transpose2d][gradcheck]") {
     check_conv_transpose2d_gradients({2, 4, 3, 3, 3, 2, Padding::Same, 1}, 2, 33);
     check_conv_transpose2d_gradients({2, 3, 4, 2, 3, 2, Padding::Valid, 1}, 2, 34);
-    check_conv_transpose2d_gradients({2, 4, 3, 2, {3, 2}, 2, Padding::Same, {1, 1}}, 2, 35);
+    check_conv_transpose2d_gradients({2, 4, 3, 2, {3, 2}, 2, Padding::Same, Size2{1, 1}}, 2, 35);
 }
 
 TEST_CASE("conv_transpose2d: gradient check without bias", "[conv_transpose2d][gradcheck]") {
@@ -485,20 +488,22 @@ TEST_CASE("conv_transpose2d: adjoint of conv2d, <conv(x), g> == <x, conv_transpo
         Shape input;  // of the Conv2D
         Size2 kernel, stride;
         Padding padding;
-        Size2 output_padding;  // makes the ConvTranspose2D output equal the Conv2D input
+        std::optional<Size2> output_padding;  // makes the ConvTranspose2D output equal the Conv2D input
     };
     const std::vector<AdjointCase> cases = {
-        {{2, 7, 5}, 3, 1, Padding::Same, 0},            // 7x5 -> 7x5 -> 7x5
-        {{2, 8, 6}, 3, 2, Padding::Same, 0},            // 8x6 -> 4x3 -> 4*2 x 3*2
-        {{2, 8, 5}, {3, 2}, 2, Padding::Same, {0, 1}},  // width 5 -> 3 -> (3-1)*2 + 2 - 2 + 1 = 5
-        {{2, 7, 5}, 3, 1, Padding::Valid, 0},           // 7x5 -> 5x3 -> (5-1)+3 x (3-1)+3
-        {{2, 7, 5}, 3, 2, Padding::Valid, 0},           // 7x5 -> 3x2 -> (3-1)*2+3 x (2-1)*2+3
-        {{2, 8, 6}, 3, 2, Padding::Valid, 1},           // 8x6 -> 3x2 -> (3-1)*2+3+1 x (2-1)*2+3+1
+        {{2, 7, 5}, 3, 1, Padding::Same, std::nullopt},  // 7x5 -> 7x5 -> 7x5
+        {{2, 8, 6}, 3, 2, Padding::Same, std::nullopt},  // 8x6 -> 4x3 -> 4*2 x 3*2
+        {{2, 8, 5}, {3, 2}, 2, Padding::Same, Size2{1, 1}},  // 8x5 -> 4x3 -> (4-1)*2+3-2+1 x (3-1)*2+2-2+1
+        {{2, 7, 7}, 3, 2, Padding::Same, Size2{0, 0}},   // 7x7 -> 4x4 -> (4-1)*2+3-2+0: odd sizes come back
+        {{2, 7, 5}, 3, 1, Padding::Valid, std::nullopt},  // 7x5 -> 5x3 -> (5-1)+3 x (3-1)+3
+        {{2, 7, 5}, 3, 2, Padding::Valid, std::nullopt},  // 7x5 -> 3x2 -> (3-1)*2+3 x (2-1)*2+3
+        {{2, 8, 6}, 3, 2, Padding::Valid, Size2{1, 1}},  // 8x6 -> 3x2 -> (3-1)*2+3+1 x (2-1)*2+3+1
     };
     const Index filters = 3;
     for (const auto& c : cases) {
         INFO("input " << c.input.str() << " k=" << c.kernel.str() << " s=" << c.stride.str() << " "
-                      << padding_name(c.padding) << " output_padding=" << c.output_padding.str());
+                      << padding_name(c.padding) << " output_padding="
+                      << (c.output_padding ? c.output_padding->str() : "none"));
         Layer<double> conv =
             Conv2D<double>(filters, c.kernel, c.stride, c.padding, Init::GlorotUniform, false);
         Rng rng(5);
@@ -557,11 +562,14 @@ TEST_CASE("conv_transpose2d: output shapes with and without output_padding",
     // output_padding: same (in-1)*s + k - 2*(k/2) + op, valid (in-1)*s + k + op.
     CHECK(ConvTranspose2D<float>(8, 3, 2, Padding::Same, 1).output_shape({4, 4, 3}) ==
           Shape{8, 8, 6});  // 3*2 + 3 - 2 + 1, 2*2 + 3 - 2 + 1
-    CHECK(ConvTranspose2D<float>(8, {3, 2}, 2, Padding::Same, {0, 1}).output_shape({4, 4, 3}) ==
-          Shape{8, 8, 5});  // height default 4*2; width 2*2 + 2 - 2 + 1
+    CHECK(ConvTranspose2D<float>(8, {3, 2}, 2, Padding::Same, Size2{0, 1}).output_shape({4, 4, 3}) ==
+          Shape{8, 7, 5});  // 3*2 + 3 - 2 + 0, 2*2 + 2 - 2 + 1
+    // An explicit 0 is not "no output_padding" (as in Keras): 8 -> 15 brings back an odd size.
+    CHECK(ConvTranspose2D<float>(1, 3, 2, Padding::Same, 0).output_shape({4, 8, 8}) == Shape{1, 15, 15});
+    CHECK(ConvTranspose2D<float>(1, 3, 2, Padding::Same).output_shape({4, 8, 8}) == Shape{1, 16, 16});
     CHECK(ConvTranspose2D<float>(8, 3, 2, Padding::Valid, 1).output_shape({4, 3, 2}) ==
           Shape{8, 8, 6});  // 2*2 + 3 + 1, 1*2 + 3 + 1
-    CHECK(ConvTranspose2D<float>(8, 5, 3, Padding::Valid, {2, 1}).output_shape({1, 2, 2}) ==
+    CHECK(ConvTranspose2D<float>(8, 5, 3, Padding::Valid, Size2{2, 1}).output_shape({1, 2, 2}) ==
           Shape{8, 10, 9});  // 1*3 + 5 + 2, 1*3 + 5 + 1
 }
 
@@ -573,8 +581,8 @@ TEST_CASE("conv_transpose2d: invalid output_padding throws ArgumentError",
                           Catch::Matchers::Contains("output_padding"));
     CHECK_THROWS_AS(ConvTranspose2D<float>(8, 3, 1, Padding::Same, 1),
                     ArgumentError);  // op >= stride
-    CHECK_THROWS_AS(ConvTranspose2D<float>(8, 3, 2, Padding::Same, {0, -1}), ArgumentError);
-    CHECK_NOTHROW(ConvTranspose2D<float>(8, 3, {2, 3}, Padding::Same, {1, 2}));
+    CHECK_THROWS_AS(ConvTranspose2D<float>(8, 3, 2, Padding::Same, Size2{0, -1}), ArgumentError);
+    CHECK_NOTHROW(ConvTranspose2D<float>(8, 3, {2, 3}, Padding::Same, Size2{1, 2}));
 }
 
 TEST_CASE("conv2d and conv_transpose2d: invalid filters, kernel or stride throw ArgumentError",
@@ -598,12 +606,15 @@ TEST_CASE("conv2d and conv_transpose2d: config round trip and parameters",
           "use_bias=0");
     CHECK(Conv2D<float>::from_config(conv_config).config().str() == conv_config.str());
 
-    const ConvTranspose2D<float> deconv(8, 3, 2, Padding::Same, {1, 0});
+    const ConvTranspose2D<float> deconv(8, 3, 2, Padding::Same, Size2{1, 0});
     const Config deconv_config = deconv.config();
     CHECK(deconv_config.str() ==
           "filters=8 kernel_h=3 kernel_w=3 stride_h=2 stride_w=2 padding=same output_padding_h=1 "
           "output_padding_w=0 init=glorot_uniform use_bias=1");
     CHECK(ConvTranspose2D<float>::from_config(deconv_config).config().str() == deconv_config.str());
+    const Config no_padding_config = ConvTranspose2D<float>(8, 3, 2).config();  // none is stored as -1
+    CHECK_THAT(no_padding_config.str(), Catch::Matchers::Contains("output_padding_h=-1 output_padding_w=-1"));
+    CHECK_FALSE(ConvTranspose2D<float>::from_config(no_padding_config).output_padding().has_value());
 
     // Weight layouts as PyTorch: Conv2D (F, C*kh*kw), ConvTranspose2D (C, F*kh*kw).
     Layer<float> conv_layer = Conv2D<float>(16, {3, 2});

@@ -174,4 +174,8 @@ TEST_CASE("autoencoder: a decoder that does not give back the input shape is rej
         CHECK_THAT(message, Catch::Contains("(1, 15, 15)"));
         CHECK_THAT(message, Catch::Contains("output_padding"));
     }
+    // Following the hint: output_padding 0 gives (8-1)*2 + 3 - 2 + 0 = 15.
+    Autoencoder<float> fixed(Encoder<float>{Conv2D<float>(4, 3, 2)},
+                             Decoder<float>{ConvTranspose2D<float>(1, 3, 2, Padding::Same, 0)}, {1, 15, 15});
+    CHECK(fixed.output_shape() == Shape{1, 15, 15});
 }

@@ -59,8 +59,8 @@ public:
         grad_bias_ = Vector<T>::Zero(filters_);
     }
 
-    // forward: y[n,f,oy,ox] = b[f] + sum_{c,ki,kj} W[f,c,ki,kj] * x[n,c, oy*sh-pt+ki, ox*sw-pl+kj]
-    // per chunk of S samples: Y (F, S*OH*OW) = W (F, C*kh*kw) * im2col(x) (C*kh*kw, S*OH*OW)
+    // forward: y[n,f,oy,ox] = b[f] + sum_{c,ki,kj} W[f,c,ki,kj] * x[n,c,oy*sh-pt+ki,ox*sw-pl+kj]
+    //          per chunk of S samples: Y (F, S*OH*OW) = W (F, C*kh*kw) * im2col(x)
     void forward(ConstTensorView<T> x, TensorView<T> y) {
         const ConvGeometry g = conv_geometry(sample_shape<T>(x), kernel_, stride_, padding_);
         const Chunks chunks = conv_chunks(x.dimension(0), g.positions());
@@ -78,9 +78,8 @@ public:
         });
     }
 
-    // backward: dW[f,c,ki,kj] += sum_{n,oy,ox} dy[n,f,oy,ox] * x[n,c, oy*sh-pt+ki, ox*sw-pl+kj]
-    //           db[f] += sum_{n,oy,ox} dy[n,f,oy,ox];   dx = col2im(W^T dY)
-    // per chunk: dW_chunk = dY (F, S*OH*OW) * im2col(x)^T, summed over the chunks in chunk order.
+    // backward: dW += dY im2col(x)^T;  db[f] += sum_{n,oy,ox} dy[n,f,oy,ox];  dx = col2im(W^T dY)
+    //           per chunk with dY as (F, S*OH*OW); the chunks' dW and db are summed in chunk order
     void backward(ConstTensorView<T> x, ConstTensorView<T>, ConstTensorView<T> dy,
                   TensorView<T> dx) {
         const ConvGeometry g = conv_geometry(sample_shape<T>(x), kernel_, stride_, padding_);

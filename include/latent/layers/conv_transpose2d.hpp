@@ -11,6 +11,7 @@
 #pragma once
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,17 +23,18 @@
 namespace latent {
 
 // Output length of a transposed convolution along one axis (Keras's deconv_output_length).
-// output_padding 0 means "not given": Same gives in*stride, Valid in*stride + max(kernel -
-// stride, 0). output_padding op > 0: Same gives (in-1)*stride + kernel - 2*(kernel/2) + op,
-// Valid (in-1)*stride + kernel + op.
+// Without output_padding (std::nullopt, Keras's None): Same gives in*stride, Valid
+// in*stride + max(kernel - stride, 0). With output_padding op (0 included): Same gives
+// (in-1)*stride + kernel - 2*(kernel/2) + op, Valid (in-1)*stride + kernel + op. So an odd size
+// comes back from a stride-2 Same convolution with output_padding 0: 8 -> 15 for kernel 3.
 inline Index conv_transpose_output_size(Index in, Index kernel, Index stride, Padding padding,
-                                        Index output_padding) {
-    if (output_padding == 0)
+                                        std::optional<Index> output_padding) {
+    if (!output_padding)
         return padding == Padding::Same ? in * stride
                                         : in * stride + std::max<Index>(kernel - stride, 0);
     if (padding == Padding::Same)
-        return (in - 1) * stride + kernel - 2 * (kernel / 2) + output_padding;
-    return (in - 1) * stride + kernel + output_padding;
+        return (in - 1) * stride + kernel - 2 * (kernel / 2) + *output_padding;
+    return (in - 1) * stride + kernel + *output_padding;
 }
 
 template <class T = float> class ConvTranspose2D {
@@ -40,9 +42,10 @@ public:
     using Scalar = T;
     static constexpr const char* type_name = "ConvTranspose2D";
 
-    // output_padding per axis, 0 <= op < stride; 0 on an axis keeps that axis's default length.
+    // output_padding: none (the default, Keras's None) or a value per axis with 0 <= op < stride.
     ConvTranspose2D(Index filters, Size2 kernel, Size2 stride = 1, Padding padding = Padding::Same,
-                    Size2 output_padding = 0, Init init = Init::GlorotUniform, bool use_bias = true)
+                    std::optional<Size2> output_padding = std::nullopt, Init init = Init::GlorotUniform,
+                    bool use_bias = true)
         : filters_(filters),
           kernel_(kernel),
           stride_(stride),
@@ -57,11 +60,12 @@ public:
                         "kernel must be at least 1x1, got " + kernel.str());
         detail::require(stride.height >= 1 && stride.width >= 1, where,
                         "stride must be at least 1x1, got " + stride.str());
-        detail::require(output_padding.height >= 0 && output_padding.height < stride.height &&
-                            output_padding.width >= 0 && output_padding.width < stride.width,
+        detail::require(!output_padding ||
+                            (output_padding->height >= 0 && output_padding->height < stride.height &&
+                             output_padding->width >= 0 && output_padding->width < stride.width),
                         where,
                         "output_padding must be >= 0 and smaller than the stride (" + stride.str() +
-                            "), got " + output_padding.str());
+                            "), got " + (output_padding ? output_padding->str() : std::string()));
     }
 
     Shape output_shape(const Shape& input) const {
@@ -69,9 +73,9 @@ public:
             throw ShapeError("ConvTranspose2D: input shape " + input.str() + " has no elements");
         return {filters_,
                 conv_transpose_output_size(input.height, kernel_.height, stride_.height, padding_,
-                                           output_padding_.height),
+                                           padding_along(&Size2::height)),
                 conv_transpose_output_size(input.width, kernel_.width, stride_.width, padding_,
-                                           output_padding_.width)};
+                                           padding_along(&Size2::width))};
     }
 
     // weight is (C, F, kh, kw) as in PyTorch, held as a (C, F*kh*kw) matrix: row c holds what
@@ -86,9 +90,8 @@ public:
         grad_bias_ = Vector<T>::Zero(filters_);
     }
 
-    // forward: y[n,f,oy,ox] = b[f] + sum over (c, i, j, ki, kj) with i*sh + ki = oy + pt and
-    //          j*sw + kj = ox + pl of W[c,f,ki,kj] * x[n,c,i,j]        (y = conv input gradient)
-    // per chunk of S samples: columns (F*kh*kw, S*H*W) = W^T * X (C, S*H*W);  y = col2im(columns)
+    // forward: y[n,f,i*sh+ki-pt, j*sw+kj-pl] += W[c,f,ki,kj] * x[n,c,i,j] (if inside), plus b[f]
+    //          per chunk of S samples: y = col2im(W^T X) with X as (C, S*H*W)
     void forward(ConstTensorView<T> x, TensorView<T> y) {
         const Shape input = sample_shape<T>(x), output = sample_shape<T>(y);
         const ConvGeometry g = geometry(output);
@@ -108,9 +111,8 @@ public:
         });
     }
 
-    // backward: dx = W * im2col(dy)            (the Conv2D forward path, without bias)
-    //           dW += X * im2col(dy)^T;  db[f] += sum_{n,oy,ox} dy[n,f,oy,ox]
-    // per chunk: X and dX as (C, S*H*W); the partial dW and db are summed in chunk order.
+    // backward: dX = W im2col(dy);  dW += X im2col(dy)^T;  db[f] += sum_{n,oy,ox} dy[n,f,oy,ox]
+    //           per chunk with X, dX as (C, S*H*W); the chunks' dW and db are summed in chunk order
     void backward(ConstTensorView<T> x, ConstTensorView<T>, ConstTensorView<T> dy,
                   TensorView<T> dx) {
         const Shape input = sample_shape<T>(x), output = sample_shape<T>(dy);
@@ -164,8 +166,8 @@ public:
             .set("stride_h", stride_.height)
             .set("stride_w", stride_.width)
             .set("padding", padding_name(padding_))
-            .set("output_padding_h", output_padding_.height)
-            .set("output_padding_w", output_padding_.width)
+            .set("output_padding_h", output_padding_ ? output_padding_->height : -1)  // -1: none
+            .set("output_padding_w", output_padding_ ? output_padding_->width : -1)
             .set("init", init_name(init_))
             .set("use_bias", use_bias_ ? 1 : 0);
     }
@@ -174,7 +176,7 @@ public:
             config.get_int("filters"), {config.get_int("kernel_h"), config.get_int("kernel_w")},
             {config.get_int("stride_h"), config.get_int("stride_w")},
             padding_from_name(config.get_string("padding")),
-            {config.get_int("output_padding_h"), config.get_int("output_padding_w")},
+            output_padding_from(config.get_int("output_padding_h"), config.get_int("output_padding_w")),
             init_from_name(config.get_string("init")), config.get_int("use_bias") != 0);
     }
 
@@ -182,7 +184,7 @@ public:
     Size2 kernel() const { return kernel_; }
     Size2 stride() const { return stride_; }
     Padding padding() const { return padding_; }
-    Size2 output_padding() const { return output_padding_; }
+    const std::optional<Size2>& output_padding() const { return output_padding_; }
     bool use_bias() const { return use_bias_; }
     Matrix<T>& weight() { return weight_; }
     const Matrix<T>& weight() const { return weight_; }
@@ -192,6 +194,15 @@ public:
     const Vector<T>& grad_bias() const { return grad_bias_; }
 
 private:
+    std::optional<Index> padding_along(Index Size2::*axis) const {
+        if (!output_padding_) return std::nullopt;
+        return (*output_padding_).*axis;
+    }
+    static std::optional<Size2> output_padding_from(Index height, Index width) {
+        if (height < 0 && width < 0) return std::nullopt;
+        return Size2(height, width);
+    }
+
     // The Conv2D whose input gradient this layer is: its input is our output, its output our input.
     ConvGeometry geometry(const Shape& output) const {
         return conv_geometry(output, kernel_, stride_, padding_);
@@ -243,7 +254,7 @@ private:
     Index filters_;
     Size2 kernel_, stride_;
     Padding padding_;
-    Size2 output_padding_;
+    std::optional<Size2> output_padding_;
     Init init_;
     bool use_bias_;
     Matrix<T> weight_, grad_weight_;

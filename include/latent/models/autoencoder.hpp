@@ -140,8 +140,9 @@ private:
         std::string hint;
         for (Index i = 0; i < decoder_.size(); ++i)
             if (decoder_.layer(i).template is<ConvTranspose2D<T>>()) {
-                hint = " (a stride-2 ConvTranspose2D doubles a size: for odd sizes give it output_padding = 1, "
-                       "or check the encoder's padding)";
+                hint = " (without output_padding a stride-s ConvTranspose2D multiplies a size by s; with it "
+                       "(same padding) the size is (in-1)*s + kernel - 2*(kernel/2) + output_padding: "
+                       "output_padding = 0 brings 8 back to 15 for kernel 3, stride 2)";
                 break;
             }
         throw ShapeError("Autoencoder: the decoder outputs " + output.str() + " but the input is " + input.str() +
