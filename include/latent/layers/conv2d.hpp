@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/gemm.hpp"
 #include "../core/threading.hpp"
 #include "im2col.hpp"
 #include "layer.hpp"
@@ -72,8 +73,8 @@ public:
             T* product_buffer = products_.slice(worker);
             im2col(g, x.data() + first * g.image_size(), count, im2col_buffer,
                    phases_.slice(worker));
-            MatrixView<T>(product_buffer, filters_, columns).noalias() =
-                weight_ * ConstMatrixView<T>(im2col_buffer, g.rows(), columns);
+            gemm_.multiply(worker, MatrixView<T>(product_buffer, filters_, columns), weight_,
+                           ConstMatrixView<T>(im2col_buffer, g.rows(), columns));
             scatter_output(g, product_buffer, count, y.data() + first * filters_ * g.positions());
         });
     }
@@ -101,7 +102,7 @@ public:
             const ConstMatrixView<T> input_columns(im2col_buffer, g.rows(), columns);
             MatrixView<T> chunk_grad_weight(partial_weight_.data() + chunk * weight_size, filters_,
                                             g.rows());
-            chunk_grad_weight.noalias() = grad_output * input_columns.transpose();
+            gemm_.multiply(worker, chunk_grad_weight, grad_output, input_columns.transpose());
             if (use_bias_) {
                 T* chunk_bias = partial_bias_.data() + chunk * filters_;
                 for (Index f = 0; f < filters_; ++f)
@@ -109,8 +110,8 @@ public:
             }
             if (dx.data() == nullptr) return;
             // The columns of x are no longer needed: their buffer receives the column gradients.
-            MatrixView<T>(im2col_buffer, g.rows(), columns).noalias() =
-                weight_.transpose() * grad_output;
+            gemm_.multiply(worker, MatrixView<T>(im2col_buffer, g.rows(), columns), weight_.transpose(),
+                           grad_output);
             col2im(g, im2col_buffer, count, dx.data() + first * g.image_size(),
                    phases_.slice(worker));
         });
@@ -170,6 +171,13 @@ private:
         columns_.reserve(workers, g.rows() * columns);
         products_.reserve(workers, filters_ * columns);
         phases_.reserve(workers, im2col_scratch_size(g, chunks.chunk_size));
+        for (Index samples : {chunks.chunk_size, chunks.size(chunks.count() - 1)}) {
+            const Index chunk_columns = samples * g.positions();
+            gemm_.plan(filters_, chunk_columns, g.rows());  // forward
+            gemm_.plan(filters_, g.rows(), chunk_columns);  // weight gradient
+            gemm_.plan(g.rows(), chunk_columns, filters_);  // column gradients
+        }
+        gemm_.reserve(workers);
     }
 
     // (F, S*P) product -> S samples of (F, P) in NCHW, plus the bias.
@@ -201,6 +209,7 @@ private:
     Matrix<T> weight_, grad_weight_;
     Vector<T> bias_, grad_bias_;
     detail::WorkerBuffers<T> columns_, products_, phases_;
+    GemmScratch<T> gemm_;
     std::vector<T> partial_weight_, partial_bias_;  // one slice per chunk
 };
 

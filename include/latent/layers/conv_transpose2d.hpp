@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/gemm.hpp"
 #include "../core/threading.hpp"
 #include "im2col.hpp"
 #include "layer.hpp"
@@ -103,8 +104,8 @@ public:
             T* input_buffer = inputs_.slice(worker);
             T* columns_buffer = columns_.slice(worker);
             gather_channels(input, x.data() + first * input.size(), count, input_buffer);
-            MatrixView<T>(columns_buffer, g.rows(), columns).noalias() =
-                weight_.transpose() * ConstMatrixView<T>(input_buffer, input.channels, columns);
+            gemm_.multiply(worker, MatrixView<T>(columns_buffer, g.rows(), columns), weight_.transpose(),
+                           ConstMatrixView<T>(input_buffer, input.channels, columns));
             T* y_chunk = y.data() + first * output.size();
             col2im(g, columns_buffer, count, y_chunk, phases_.slice(worker));
             if (use_bias_) add_bias(output, count, y_chunk);
@@ -134,12 +135,12 @@ public:
             const ConstMatrixView<T> inputs(input_buffer, input.channels, columns);
             MatrixView<T> chunk_grad_weight(partial_weight_.data() + chunk * weight_size,
                                             input.channels, g.rows());
-            chunk_grad_weight.noalias() = inputs * grad_columns.transpose();
+            gemm_.multiply(worker, chunk_grad_weight, inputs, grad_columns.transpose());
             if (use_bias_)
                 sum_channels(output, dy_chunk, count, partial_bias_.data() + chunk * filters_);
             if (dx.data() == nullptr) return;
             // X is no longer needed: its buffer receives the input gradient in the same layout.
-            MatrixView<T>(input_buffer, input.channels, columns).noalias() = weight_ * grad_columns;
+            gemm_.multiply(worker, MatrixView<T>(input_buffer, input.channels, columns), weight_, grad_columns);
             scatter_channels(input, input_buffer, count, dx.data() + first * input.size());
         });
         for (Index chunk = 0; chunk < chunks.count(); ++chunk) {
@@ -215,6 +216,13 @@ private:
         inputs_.reserve(workers, chunks.chunk_size * input.size());
         columns_.reserve(workers, g.rows() * chunks.chunk_size * g.positions());
         phases_.reserve(workers, im2col_scratch_size(g, chunks.chunk_size));
+        for (Index samples : {chunks.chunk_size, chunks.size(chunks.count() - 1)}) {
+            const Index chunk_columns = samples * g.positions();
+            gemm_.plan(g.rows(), chunk_columns, input.channels);  // forward: columns
+            gemm_.plan(input.channels, g.rows(), chunk_columns);  // weight gradient
+            gemm_.plan(input.channels, chunk_columns, g.rows());  // input gradient
+        }
+        gemm_.reserve(workers);
     }
 
     // S samples of (C, H*W) in NCHW <-> one (C, S*H*W) matrix with the samples side by side.
@@ -260,6 +268,7 @@ private:
     Matrix<T> weight_, grad_weight_;
     Vector<T> bias_, grad_bias_;
     detail::WorkerBuffers<T> inputs_, columns_, phases_;
+    GemmScratch<T> gemm_;
     std::vector<T> partial_weight_, partial_bias_;  // one slice per chunk
 };
 

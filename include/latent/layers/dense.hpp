@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/gemm.hpp"
 #include "../core/threading.hpp"
 #include "layer.hpp"
 
@@ -42,10 +43,11 @@ public:
         const ConstMatrixView<T> input = as_matrix<T>(x);
         MatrixView<T> output = as_matrix<T>(y);
         const Chunks rows = row_chunks(input.rows());
-        parallel_for(rows.count(), [&](Index chunk) {
+        reserve_gemm(rows, input.cols());
+        parallel_for(rows.count(), [&](Index chunk, int worker) {
             const Index first = rows.begin(chunk), count = rows.size(chunk);
             auto out = output.middleRows(first, count);
-            out.noalias() = input.middleRows(first, count) * weight_.transpose();
+            gemm_.multiply(worker, out, input.middleRows(first, count), weight_.transpose());
             if (use_bias_) out.rowwise() += bias_.transpose();
         });
     }
@@ -57,22 +59,23 @@ public:
     void backward(ConstTensorView<T> x, ConstTensorView<T>, ConstTensorView<T> dy, TensorView<T> dx) {
         const ConstMatrixView<T> input = as_matrix<T>(x);
         const ConstMatrixView<T> grad_output = as_matrix<T>(dy);
-        const Chunks unit_blocks{units_, 32};
-        parallel_for(unit_blocks.count(), [&](Index block) {
+        const Chunks unit_blocks = unit_chunks();
+        const Chunks rows = row_chunks(input.rows());
+        reserve_gemm(rows, input.cols());
+        parallel_for(unit_blocks.count(), [&](Index block, int worker) {
             const Index first = unit_blocks.begin(block), count = unit_blocks.size(block);
-            grad_weight_.middleRows(first, count).noalias() +=
-                grad_output.middleCols(first, count).transpose() * input;
+            gemm_.multiply(worker, grad_weight_.middleRows(first, count),
+                           grad_output.middleCols(first, count).transpose(), input, /*accumulate=*/true);
             if (use_bias_)
                 grad_bias_.segment(first, count) +=
                     grad_output.middleCols(first, count).colwise().sum().transpose();
         });
         if (dx.data() == nullptr) return;
         MatrixView<T> grad_input = as_matrix<T>(dx);
-        const Chunks rows = row_chunks(input.rows());
-        parallel_for(rows.count(), [&](Index chunk) {
+        parallel_for(rows.count(), [&](Index chunk, int worker) {
             const Index first = rows.begin(chunk), count = rows.size(chunk);
-            grad_input.middleRows(first, count).noalias() =
-                grad_output.middleRows(first, count) * weight_;
+            gemm_.multiply(worker, grad_input.middleRows(first, count), grad_output.middleRows(first, count),
+                           weight_);
         });
     }
 
@@ -102,12 +105,27 @@ public:
 private:
     // Up to 64 rows per GEMM, and at least 4 chunks for batches of 8 or more.
     static Chunks row_chunks(Index rows) { return batch_chunks(rows, 1, 64, 4); }
+    // Weight-gradient rows per GEMM: each block sums over the whole batch.
+    Chunks unit_chunks() const { return Chunks{units_, 32}; }
+
+    // Workspace for every product forward and backward run on this batch size.
+    void reserve_gemm(const Chunks& rows, Index inputs) {
+        for (Index count : {rows.chunk_size, rows.size(rows.count() - 1)}) {
+            gemm_.plan(count, units_, inputs);   // forward
+            gemm_.plan(count, inputs, units_);   // input gradient
+        }
+        const Chunks units = unit_chunks();
+        for (Index count : {units.chunk_size, units.size(units.count() - 1)})
+            gemm_.plan(count, inputs, rows.total);  // weight gradient
+        gemm_.reserve(std::min<Index>(num_threads(), std::max(rows.count(), units.count())));
+    }
 
     Index units_;
     Init init_;
     bool use_bias_;
     Matrix<T> weight_, grad_weight_;
     Vector<T> bias_, grad_bias_;
+    GemmScratch<T> gemm_;
 };
 
 }  // namespace latent

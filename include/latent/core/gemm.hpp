@@ -1,0 +1,133 @@
+// gemm(): Eigen's matrix-product kernel with packing memory supplied by the caller.
+//
+// `C.noalias() = A * B` in Eigen packs blocks of A and B into temporary buffers, and for all
+// but small products it allocates them on the heap at every call. Layers call this instead:
+// the same Eigen kernel (same blocking, same results), but its packing buffers live in scratch
+// memory the layer reserved once, so a steady-state training step allocates nothing.
+//
+// Operands are any Eigen expressions that Eigen itself would hand to its GEMM kernel: maps or
+// matrices, row- or column-major, blocks of them, and transposes of those.
+#pragma once
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "errors.hpp"
+#include "scratch.hpp"
+#include "tensor.hpp"
+
+namespace latent {
+namespace detail {
+
+// Packing memory Eigen's blocked GEMM needs for an (m x n) += (m x depth) * (depth x n) product
+// in its column-major form, and the blocking it will use.
+template <class T> struct GemmBlockingSizes {
+    Index kc = 0, mc = 0, nc = 0;
+
+    GemmBlockingSizes(Index m, Index n, Index depth) : kc(depth), mc(m), nc(n) {
+        Eigen::internal::computeProductBlockingSizes<T, T, 1, Index>(kc, mc, nc, 1);
+    }
+    Index size_a() const { return (mc * kc + 15) / 16 * 16; }  // keeps B on a 64-byte boundary
+    Index size_b() const { return kc * nc; }
+    Index total() const { return size_a() + size_b(); }
+};
+
+// Eigen's blocking description, pointing at caller-owned memory instead of allocating its own.
+template <class T> class CallerBlocking : public Eigen::internal::level3_blocking<T, T> {
+public:
+    CallerBlocking(const GemmBlockingSizes<T>& sizes, T* memory) {
+        this->m_kc = sizes.kc;
+        this->m_mc = sizes.mc;
+        this->m_nc = sizes.nc;
+        this->m_blockA = memory;
+        this->m_blockB = memory + sizes.size_a();
+    }
+};
+
+template <class Expression> constexpr int storage_order() {
+    return (std::decay_t<Expression>::Flags & Eigen::RowMajorBit) ? Eigen::RowMajor : Eigen::ColMajor;
+}
+
+// The product as Eigen's kernel sees it: a row-major result is computed as the transposed,
+// column-major one, so its m and n swap.
+template <class Result> GemmBlockingSizes<typename std::decay_t<Result>::Scalar>
+blocking_for(Index rows, Index cols, Index depth) {
+    using T = typename std::decay_t<Result>::Scalar;
+    return storage_order<Result>() == Eigen::RowMajor ? GemmBlockingSizes<T>(cols, rows, depth)
+                                                      : GemmBlockingSizes<T>(rows, cols, depth);
+}
+
+}  // namespace detail
+
+// Scratch values gemm() needs for a (rows x depth) * (depth x cols) product written to a matrix
+// of `result_order`; reserve at least this much (per thread) before calling gemm().
+template <class T>
+Index gemm_workspace_size(Index rows, Index cols, Index depth, int result_order = Eigen::RowMajor) {
+    const auto sizes = result_order == Eigen::RowMajor ? detail::GemmBlockingSizes<T>(cols, rows, depth)
+                                                       : detail::GemmBlockingSizes<T>(rows, cols, depth);
+    return sizes.total() + 16;  // + room to align the start to 64 bytes
+}
+
+// result = lhs * rhs, or result += lhs * rhs with `accumulate`. `workspace` holds at least
+// gemm_workspace_size(...) values; it is overwritten.
+template <class Result, class Lhs, class Rhs, class T = typename std::decay_t<Result>::Scalar>
+void gemm(Result&& result, const Lhs& lhs, const Rhs& rhs, T* workspace, Index workspace_size,
+          bool accumulate = false) {
+    using namespace Eigen::internal;
+    using LhsTraits = blas_traits<Lhs>;
+    using RhsTraits = blas_traits<Rhs>;
+    const auto& actual_lhs = LhsTraits::extract(lhs);  // strips transposes and scalar factors
+    const auto& actual_rhs = RhsTraits::extract(rhs);
+    const Index rows = lhs.rows(), cols = rhs.cols(), depth = lhs.cols();
+    if (rhs.rows() != depth || result.rows() != rows || result.cols() != cols)
+        throw ShapeError("gemm: (" + std::to_string(rows) + "x" + std::to_string(depth) + ") * (" +
+                         std::to_string(rhs.rows()) + "x" + std::to_string(cols) + ") into (" +
+                         std::to_string(result.rows()) + "x" + std::to_string(result.cols()) + ")");
+    if (!accumulate) result.setZero();
+    if (rows == 0 || cols == 0 || depth == 0) return;
+
+    const auto sizes = detail::blocking_for<Result>(rows, cols, depth);
+    void* start = workspace;
+    std::size_t space = static_cast<std::size_t>(workspace_size) * sizeof(T);
+    T* aligned = static_cast<T*>(std::align(64, sizeof(T) * static_cast<std::size_t>(sizes.total()), start, space));
+    if (aligned == nullptr)
+        throw Error("gemm: workspace of " + std::to_string(workspace_size) + " values is too small (needs " +
+                    std::to_string(sizes.total() + 16) + ")");
+    detail::CallerBlocking<T> blocking(sizes, aligned);
+
+    using ActualLhs = std::decay_t<decltype(actual_lhs)>;
+    using ActualRhs = std::decay_t<decltype(actual_rhs)>;
+    const T alpha = LhsTraits::extractScalarFactor(lhs) * RhsTraits::extractScalarFactor(rhs);
+    general_matrix_matrix_product<Index, T, detail::storage_order<ActualLhs>(), false, T,
+                                  detail::storage_order<ActualRhs>(), false, detail::storage_order<Result>(),
+                                  1>::run(rows, cols, depth, &actual_lhs.coeffRef(0, 0), actual_lhs.outerStride(),
+                                          &actual_rhs.coeffRef(0, 0), actual_rhs.outerStride(), result.data(),
+                                          result.innerStride(), result.outerStride(), alpha, blocking, nullptr);
+}
+
+// Per-worker gemm() workspaces for one layer. Before a parallel loop: plan() every product
+// shape the loop will run, then reserve(workers); inside it: multiply(worker, ...). Memory only
+// grows, so once the largest batch has been seen no call allocates.
+template <class T> class GemmScratch {
+public:
+    void plan(Index rows, Index cols, Index depth, int result_order = Eigen::RowMajor) {
+        per_worker_ = std::max(per_worker_, gemm_workspace_size<T>(rows, cols, depth, result_order));
+    }
+    void reserve(Index workers) { buffers_.reserve(workers, per_worker_); }
+
+    template <class Result, class Lhs, class Rhs>
+    void multiply(int worker, Result&& result, const Lhs& lhs, const Rhs& rhs, bool accumulate = false) {
+        gemm(std::forward<Result>(result), lhs, rhs, buffers_.slice(worker), per_worker_, accumulate);
+    }
+
+private:
+    detail::WorkerBuffers<T> buffers_;
+    Index per_worker_ = 0;
+};
+
+}  // namespace latent
