@@ -316,3 +316,45 @@ TEST_CASE("fit: BCE on a sigmoid output uses the fused gradient (model learns fr
     const History history = fit(model, inputs, targets, BinaryCrossEntropy<float>(), sgd, quiet(30, 4));
     CHECK(history.loss.back() < history.loss.front() / 10);
 }
+
+namespace {
+
+// Everything a ProgressBar printed to a temporary file.
+std::string progress_output(bool terminal, int verbose) {
+    std::FILE* file = std::tmpfile();
+    REQUIRE(file != nullptr);
+    {
+        ProgressBar progress(verbose, 2, file, terminal);
+        for (int epoch = 0; epoch < 2; ++epoch) {
+            progress.start_epoch(epoch, 3);
+            for (int batch = 1; batch <= 3; ++batch) progress.update(batch, batch * 10, 0.5);
+            progress.end_epoch(30, 0.25, epoch == 0 ? NAN : 0.125, 1.5);
+        }
+    }
+    std::rewind(file);
+    std::string text;
+    for (int c = std::fgetc(file); c != EOF; c = std::fgetc(file)) text += static_cast<char>(c);
+    std::fclose(file);
+    return text;
+}
+
+}  // namespace
+
+TEST_CASE("progress: without a terminal, one plain line per epoch", "[training][progress]") {
+    const std::string text = progress_output(false, 1);
+    CHECK(text == "epoch 1/2  loss 0.250000  1.5s  20 img/s\n"
+                  "epoch 2/2  loss 0.250000  val_loss 0.125000  1.5s  20 img/s\n");
+}
+
+TEST_CASE("progress: on a terminal, a bar redrawn in place with images/s, loss and ETA", "[training][progress]") {
+    const std::string text = progress_output(true, 1);
+    CHECK_THAT(text, Catch::Contains("\repoch 1/2 [========================] 3/3"));
+    CHECK_THAT(text, Catch::Contains("img/s  loss 0.50000  ETA"));
+    CHECK_THAT(text, Catch::Contains("\r\033[Kepoch 2/2  loss 0.250000  val_loss 0.125000"));
+    CHECK(std::count(text.begin(), text.end(), '\n') == 2);  // one finished line per epoch
+}
+
+TEST_CASE("progress: verbose 0 prints nothing", "[training][progress]") {
+    CHECK(progress_output(false, 0).empty());
+    CHECK(progress_output(true, 0).empty());
+}

@@ -18,7 +18,11 @@ class ProgressBar {
 public:
     using Clock = std::chrono::steady_clock;
 
-    ProgressBar(int verbose, int epochs) : verbose_(verbose), epochs_(epochs), terminal_(stderr_is_terminal()) {}
+    // Writes to stderr; `out` and `terminal` let tests look at what it prints.
+    ProgressBar(int verbose, int epochs, std::FILE* out = stderr)
+        : ProgressBar(verbose, epochs, out, out == stderr && stderr_is_terminal()) {}
+    ProgressBar(int verbose, int epochs, std::FILE* out, bool terminal)
+        : verbose_(verbose), epochs_(epochs), out_(out), terminal_(terminal) {}
 
     void start_epoch(int epoch, long long batches) {
         epoch_ = epoch;
@@ -38,18 +42,18 @@ public:
         const int filled = batches_ > 0 ? static_cast<int>(width * batch_done / batches_) : width;
         std::string bar(static_cast<std::size_t>(filled), '=');
         if (filled < width) bar += '>' + std::string(static_cast<std::size_t>(width - filled - 1), ' ');
-        std::fprintf(stderr, "\repoch %d/%d [%s] %lld/%lld  %.0f img/s  loss %.5f  ETA %.0fs   ",
+        std::fprintf(out_, "\repoch %d/%d [%s] %lld/%lld  %.0f img/s  loss %.5f  ETA %.0fs   ",
                      epoch_ + 1, epochs_, bar.c_str(), batch_done, batches_, rate, running_loss, eta);
-        std::fflush(stderr);
+        std::fflush(out_);
     }
 
     void end_epoch(long long images, double loss, double val_loss, double seconds) {
         if (verbose_ <= 0) return;
-        if (terminal_) std::fprintf(stderr, "\r\033[K");
-        std::fprintf(stderr, "epoch %d/%d  loss %.6f", epoch_ + 1, epochs_, loss);
-        if (!std::isnan(val_loss)) std::fprintf(stderr, "  val_loss %.6f", val_loss);
-        std::fprintf(stderr, "  %.1fs  %.0f img/s\n", seconds, seconds > 0 ? images / seconds : 0.0);
-        std::fflush(stderr);
+        if (terminal_) std::fprintf(out_, "\r\033[K");
+        std::fprintf(out_, "epoch %d/%d  loss %.6f", epoch_ + 1, epochs_, loss);
+        if (!std::isnan(val_loss)) std::fprintf(out_, "  val_loss %.6f", val_loss);
+        std::fprintf(out_, "  %.1fs  %.0f img/s\n", seconds, seconds > 0 ? images / seconds : 0.0);
+        std::fflush(out_);
     }
 
 private:
@@ -66,6 +70,7 @@ private:
 
     int verbose_;
     int epochs_;
+    std::FILE* out_;
     bool terminal_;
     int epoch_ = 0;
     long long batches_ = 0;
