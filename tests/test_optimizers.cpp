@@ -236,7 +236,7 @@ TEST_CASE("Adadelta: three steps match hand-computed values", "[optimizers][adad
     // step 3: g = (1.987196348, 19.87196332)  s = (1.076621696, 107.6621686)
     //         delta = (0.003289128420, 0.003289132649)  u = (2.836357421e-6, 2.836364607e-6)
     //         p = (0.99030904565805804, 0.99030903340084838)
-    expect_three_steps(Adadelta<double>(), {{{0.99683772629267128, 0.99683772237936009},
+    expect_three_steps(Adadelta<double>(1.0, 0.9), {{{0.99683772629267128, 0.99683772237936009},
                                              {0.99359817407830563, 0.99359816604956104},
                                              {0.99030904565805804, 0.99030903340084838}}});
 }
@@ -444,13 +444,13 @@ TEST_CASE("optimizers: hyper-parameters out of range throw ArgumentError", "[opt
     CHECK(optimizer.learning_rate() == 1e-3);
 }
 
-TEST_CASE("optimizers: defaults are PyTorch's", "[optimizers][defaults]") {
+TEST_CASE("optimizers: defaults are PyTorch's (Adadelta: rho 0.95 as Zeiler and Keras)", "[optimizers][defaults]") {
     CHECK(SGD<float>().config().str() == "lr=0.01 momentum=0 nesterov=0 weight_decay=0 dampening=0");
     CHECK(Adam<float>().config().str() == "lr=0.001 beta1=0.9 beta2=0.999 eps=1e-08 weight_decay=0");
     CHECK(AdamW<float>().config().str() == "lr=0.001 beta1=0.9 beta2=0.999 eps=1e-08 weight_decay=0.01");
     CHECK(RMSprop<float>().config().str() ==
           "lr=0.01 alpha=0.99 eps=1e-08 weight_decay=0 momentum=0 centered=0");
-    CHECK(Adadelta<float>().config().str() == "lr=1 rho=0.9 eps=1e-06 weight_decay=0");
+    CHECK(Adadelta<float>().config().str() == "lr=1 rho=0.95 eps=1e-06 weight_decay=0");
 }
 
 TEST_CASE("Optimizer: forwards to the held optimizer, rebuilds from its config, rejects unknown types",

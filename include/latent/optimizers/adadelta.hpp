@@ -6,8 +6,9 @@
 //     delta = sqrt(u + eps) / sqrt(s + eps) * g
 //     u = rho * u + (1 - rho) * delta * delta                  running mean of delta^2
 //     p = p - lr * delta
-// Defaults (PyTorch's): lr 1.0, rho 0.9, eps 1e-6, weight_decay 0. Keras's Adadelta uses
-// lr 0.001, rho 0.95, eps 1e-7: pass Adadelta(0.001, 0.95, 1e-7) to match it.
+// Defaults: lr 1.0, rho 0.95, eps 1e-6, weight_decay 0 -- PyTorch's lr and eps with the rho of
+// Zeiler's paper and Keras. torch.optim.Adadelta's own rho default is 0.9: Adadelta(1.0, 0.9)
+// matches it exactly. Keras's Adadelta is Adadelta(0.001, 0.95, 1e-7).
 //
 // State: step, and two buffers per parameter in parameter order: s (square_avg) of
 // parameter 0, u (acc_delta) of parameter 0, s of parameter 1, u of parameter 1, ...
@@ -28,7 +29,7 @@ public:
     using Scalar = T;
     static constexpr const char* type_name = "Adadelta";
 
-    explicit Adadelta(double lr = 1.0, double rho = 0.9, double eps = 1e-6, double weight_decay = 0)
+    explicit Adadelta(double lr = 1.0, double rho = 0.95, double eps = 1e-6, double weight_decay = 0)
         : lr_(lr), rho_(rho), eps_(eps), weight_decay_(weight_decay) {
         detail::require_learning_rate(type_name, lr);
         detail::require_in_range(type_name, "rho", rho, 0, 1, true);
