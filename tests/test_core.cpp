@@ -170,3 +170,15 @@ TEST_CASE("file: atomic write replaces the file, a failing writer leaves the old
     CHECK_THROWS_AS(write_file_atomically((dir / "no/such/dir/x").string(), [](std::ostream&) {}), IoError);
     std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("threads: loops with little work stay on the calling thread", "[core][threads]") {
+    const int saved = num_threads();
+    set_num_threads(2);
+    std::vector<int> workers(64, -1);
+    parallel_for(64, min_parallel_work - 1, [&](Index i, int worker) { workers[static_cast<std::size_t>(i)] = worker; });
+    for (int worker : workers) CHECK(worker == 0);
+    std::vector<std::atomic<int>> visits(64);
+    parallel_for(64, min_parallel_work, [&](Index i) { visits[static_cast<std::size_t>(i)]++; });
+    for (const auto& v : visits) CHECK(v.load() == 1);
+    set_num_threads(saved);
+}

@@ -74,7 +74,8 @@ TEST_CASE("corruption: same seed gives identical output, another seed a differen
 }
 
 TEST_CASE("corruption: 1 and 2 threads give bit-identical output", "[data][corruption][threads]") {
-    const auto clean = test::random_tensor<float>(37, {1, 28, 28}, 2, 0.0, 1.0);
+    // 128 x 784 values: above latent::min_parallel_work, so two threads really share the work.
+    const auto clean = test::random_tensor<float>(128, {1, 28, 28}, 2, 0.0, 1.0);
     for (const auto& [name, corruption] : every_corruption()) {
         INFO(name);
         Tensor<float> serial, parallel;
@@ -387,8 +388,8 @@ TEST_CASE("metrics: SSIM decreases as noise grows", "[data][metrics][ssim]") {
 }
 
 TEST_CASE("metrics: 1 and 2 threads give identical values", "[data][metrics][threads]") {
-    const auto a = test::random_tensor<float>(33, {2, 16, 16}, 10, 0.0, 1.0);
-    const auto b = test::random_tensor<float>(33, {2, 16, 16}, 11, 0.0, 1.0);
+    const auto a = test::random_tensor<float>(33, {4, 32, 32}, 10, 0.0, 1.0);  // above min_parallel_work
+    const auto b = test::random_tensor<float>(33, {4, 32, 32}, 11, 0.0, 1.0);
     std::vector<double> serial, parallel;
     double serial_mse = 0, parallel_mse = 0;
     {

@@ -400,7 +400,7 @@ TEST_CASE("optimizers: a loaded state that does not fit the parameters throws Ar
 TEST_CASE("optimizers: updates are bit-identical with 1 and 2 threads on a parameter split into slices",
           "[optimizers][threads]") {
     const int threads = num_threads();
-    const Index size = 50000;  // 4 slices of 16384 values
+    const Index size = 100000;  // 7 slices of 16384 values: enough work to use both threads
     for (Optimizer<float> prototype : every_optimizer_with_state()) {
         INFO(prototype.type());
         std::vector<float> results[2];

@@ -417,11 +417,11 @@ TEST_CASE("max_pool2d: config round-trips through from_config", "[max_pool2d]") 
 }
 
 TEST_CASE("pool and upsample: results are bit-identical with 1 and 2 threads", "[threads]") {
-    const auto x = test::random_tensor<float>(16, {3, 13, 11}, 71);
+    const auto x = test::random_tensor<float>(64, {4, 29, 23}, 71);  // above min_parallel_work
     auto run = [&](Layer<float> layer, int threads) {
         const ThreadCount setting(threads);
         const Tensor<float> y = run_forward(layer, x);
-        const Tensor<float> dy = test::random_tensor<float>(16, sample_shape(y), 72);
+        const Tensor<float> dy = test::random_tensor<float>(64, sample_shape(y), 72);
         const Tensor<float> dx = run_backward(layer, x, y, dy);
         return std::make_pair(y, dx);
     };

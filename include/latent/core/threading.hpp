@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <utility>
 
 #include <Eigen/Core>
 
@@ -99,6 +100,24 @@ template <class Body> void parallel_for(Index count, Body&& body) {
 #else
     for (Index i = 0; i < count; ++i) call(i, 0);
 #endif
+}
+
+// Below this many elementary operations a loop runs on the calling thread: waking a thread for
+// less work costs more than it saves, and far more on a machine busy with other processes.
+constexpr Index min_parallel_work = Index{1} << 16;
+
+// parallel_for for a loop whose iterations add up to about `work` elementary operations
+// (multiply-adds, element visits); serial when that is below min_parallel_work. The split into
+// `count` iterations is the same either way, so results do not change.
+template <class Body> void parallel_for(Index count, Index work, Body&& body) {
+    if (work >= min_parallel_work) {
+        parallel_for(count, std::forward<Body>(body));
+        return;
+    }
+    for (Index i = 0; i < count; ++i) {
+        if constexpr (std::is_invocable_v<Body&, Index, int>) body(i, 0);
+        else body(i);
+    }
 }
 
 // A split of `total` items into chunks of `chunk_size` (the last one may be shorter).

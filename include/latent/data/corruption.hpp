@@ -47,7 +47,7 @@ void corrupt_each_sample(const char* name, ConstTensorView<T> clean, TensorView<
     check_corruption_shapes(name, clean, corrupted);
     const Index sample_size = sample_shape<T>(clean).size();
     const Chunks chunks = batch_chunks(clean.dimension(0), sample_size);
-    parallel_for(chunks.count(), [&](Index chunk) {
+    parallel_for(chunks.count(), clean.size(), [&](Index chunk) {
         const Index end = chunks.begin(chunk) + chunks.size(chunk);
         for (Index n = chunks.begin(chunk); n < end; ++n) {
             Rng rng(derive_seed(seed, static_cast<std::uint64_t>(n)));

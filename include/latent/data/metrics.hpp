@@ -55,7 +55,7 @@ std::vector<double> squared_error_sums(ConstTensorView<T> a, ConstTensorView<T> 
     const Index batch = a.dimension(0), size = sample_shape<T>(a).size();
     std::vector<double> sums(static_cast<std::size_t>(batch), 0.0);
     const Chunks chunks = batch_chunks(batch, size);
-    parallel_for(chunks.count(), [&](Index chunk) {
+    parallel_for(chunks.count(), batch * size, [&](Index chunk) {
         const Index end = chunks.begin(chunk) + chunks.size(chunk);
         for (Index n = chunks.begin(chunk); n < end; ++n) {
             const T* x = a.data() + n * size;

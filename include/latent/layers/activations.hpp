@@ -14,7 +14,7 @@ namespace detail {
 // y[i] = f(x[i]) over the whole tensor, in parallel slices.
 template <class T, class F> void map_elements(const T* x, T* y, Index size, F f) {
     const Chunks slices{size, 32768};
-    parallel_for(slices.count(), [&](Index slice) {
+    parallel_for(slices.count(), size, [&](Index slice) {
         const Index end = slices.begin(slice) + slices.size(slice);
         for (Index i = slices.begin(slice); i < end; ++i) y[i] = f(x[i]);
     });
@@ -24,7 +24,7 @@ template <class T, class F> void map_elements(const T* x, T* y, Index size, F f)
 template <class T, class G>
 void map_gradient(const T* x, const T* y, const T* dy, T* dx, Index size, G g) {
     const Chunks slices{size, 32768};
-    parallel_for(slices.count(), [&](Index slice) {
+    parallel_for(slices.count(), size, [&](Index slice) {
         const Index end = slices.begin(slice) + slices.size(slice);
         for (Index i = slices.begin(slice); i < end; ++i) dx[i] = dy[i] * g(x[i], y[i]);
     });

@@ -66,7 +66,7 @@ public:
         const ConvGeometry g = conv_geometry(sample_shape<T>(x), kernel_, stride_, padding_);
         const Chunks chunks = conv_chunks(x.dimension(0), g.positions());
         reserve_scratch(g, chunks);
-        parallel_for(chunks.count(), [&](Index chunk, int worker) {
+        parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
             const Index first = chunks.begin(chunk), count = chunks.size(chunk);
             const Index columns = count * g.positions();
             T* im2col_buffer = columns_.slice(worker);
@@ -89,7 +89,7 @@ public:
         const Index weight_size = weight_.size();
         detail::grow(partial_weight_, chunks.count() * weight_size);
         detail::grow(partial_bias_, chunks.count() * filters_);
-        parallel_for(chunks.count(), [&](Index chunk, int worker) {
+        parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
             const Index first = chunks.begin(chunk), count = chunks.size(chunk);
             const Index columns = count * g.positions();
             T* im2col_buffer = columns_.slice(worker);
@@ -163,6 +163,9 @@ public:
     const Vector<T>& grad_bias() const { return grad_bias_; }
 
 private:
+    // Multiply-adds of one pass over `batch` samples, which decides whether threads are worth it.
+    Index work(const ConvGeometry& g, Index batch) const { return batch * g.positions() * g.rows() * filters_; }
+
     // Per-worker im2col, product and phase buffers for the largest chunk, and per-chunk partial
     // gradients; they only ever grow, so a call with the same or a smaller batch allocates nothing.
     void reserve_scratch(const ConvGeometry& g, const Chunks& chunks) {

@@ -98,7 +98,7 @@ public:
         const ConvGeometry g = geometry(output);
         const Chunks chunks = conv_chunks(x.dimension(0), g.positions());
         reserve_scratch(input, g, chunks);
-        parallel_for(chunks.count(), [&](Index chunk, int worker) {
+        parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
             const Index first = chunks.begin(chunk), count = chunks.size(chunk);
             const Index columns = count * g.positions();
             T* input_buffer = inputs_.slice(worker);
@@ -123,7 +123,7 @@ public:
         const Index weight_size = weight_.size();
         detail::grow(partial_weight_, chunks.count() * weight_size);
         detail::grow(partial_bias_, chunks.count() * filters_);
-        parallel_for(chunks.count(), [&](Index chunk, int worker) {
+        parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
             const Index first = chunks.begin(chunk), count = chunks.size(chunk);
             const Index columns = count * g.positions();
             T* input_buffer = inputs_.slice(worker);
@@ -195,6 +195,9 @@ public:
     const Vector<T>& grad_bias() const { return grad_bias_; }
 
 private:
+    // Multiply-adds of one pass over `batch` samples, which decides whether threads are worth it.
+    Index work(const ConvGeometry& g, Index batch) const { return batch * g.positions() * g.rows() * filters_; }
+
     std::optional<Index> padding_along(Index Size2::*axis) const {
         if (!output_padding_) return std::nullopt;
         return (*output_padding_).*axis;

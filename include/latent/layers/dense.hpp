@@ -44,7 +44,7 @@ public:
         MatrixView<T> output = as_matrix<T>(y);
         const Chunks rows = row_chunks(input.rows());
         reserve_gemm(rows, input.cols());
-        parallel_for(rows.count(), [&](Index chunk, int worker) {
+        parallel_for(rows.count(), input.rows() * units_ * input.cols(), [&](Index chunk, int worker) {
             const Index first = rows.begin(chunk), count = rows.size(chunk);
             auto out = output.middleRows(first, count);
             gemm_.multiply(worker, out, input.middleRows(first, count), weight_.transpose());
@@ -62,7 +62,7 @@ public:
         const Chunks unit_blocks = unit_chunks();
         const Chunks rows = row_chunks(input.rows());
         reserve_gemm(rows, input.cols());
-        parallel_for(unit_blocks.count(), [&](Index block, int worker) {
+        parallel_for(unit_blocks.count(), input.rows() * units_ * input.cols(), [&](Index block, int worker) {
             const Index first = unit_blocks.begin(block), count = unit_blocks.size(block);
             gemm_.multiply(worker, grad_weight_.middleRows(first, count),
                            grad_output.middleCols(first, count).transpose(), input, /*accumulate=*/true);
@@ -72,7 +72,7 @@ public:
         });
         if (dx.data() == nullptr) return;
         MatrixView<T> grad_input = as_matrix<T>(dx);
-        parallel_for(rows.count(), [&](Index chunk, int worker) {
+        parallel_for(rows.count(), input.rows() * units_ * input.cols(), [&](Index chunk, int worker) {
             const Index first = rows.begin(chunk), count = rows.size(chunk);
             gemm_.multiply(worker, grad_input.middleRows(first, count), grad_output.middleRows(first, count),
                            weight_);

@@ -47,7 +47,8 @@ public:
         const Geometry geometry = geometry_of(x);
         argmax_.resize(static_cast<std::size_t>(geometry.planes * geometry.output_plane));
         const Chunks chunks = plane_chunks(geometry);
-        parallel_for(chunks.count(), [&](Index chunk) {
+        parallel_for(chunks.count(), geometry.planes * geometry.output_plane * pool_.height * pool_.width,
+                     [&](Index chunk) {
             const Index end = chunks.begin(chunk) + chunks.size(chunk);
             for (Index plane = chunks.begin(chunk); plane < end; ++plane)
                 forward_plane(geometry, plane, x.data(), y.data());
@@ -66,7 +67,8 @@ public:
                              std::to_string(geometry.planes * geometry.output_plane) +
                              " expected); call forward on the same input first");
         const Chunks chunks = plane_chunks(geometry);
-        parallel_for(chunks.count(), [&](Index chunk) {
+        parallel_for(chunks.count(), geometry.planes * geometry.output_plane * pool_.height * pool_.width,
+                     [&](Index chunk) {
             const Index end = chunks.begin(chunk) + chunks.size(chunk);
             for (Index plane = chunks.begin(chunk); plane < end; ++plane)
                 backward_plane(geometry, plane, dy.data(), dx.data());

@@ -111,7 +111,7 @@ private:
     // Runs body(plane) over all N*C planes in fixed groups; planes are independent.
     template <class Body> void for_each_plane(const Geometry& g, Body&& body) const {
         const Chunks chunks = batch_chunks(g.planes, g.out_h * g.out_w);
-        parallel_for(chunks.count(), [&](Index chunk) {
+        parallel_for(chunks.count(), g.planes * g.out_h * g.out_w, [&](Index chunk) {
             const Index end = chunks.begin(chunk) + chunks.size(chunk);
             for (Index plane = chunks.begin(chunk); plane < end; ++plane) body(plane);
         });

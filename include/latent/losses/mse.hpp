@@ -60,7 +60,7 @@ inline Chunks loss_slices(Index count) {
 template <class Term> double sum_over_elements(Index count, Term term) {
     const Chunks slices = loss_slices(count);
     std::array<double, max_loss_slices> partial_sums{};
-    parallel_for(slices.count(), [&](Index slice) {
+    parallel_for(slices.count(), count, [&](Index slice) {
         const Index end = slices.begin(slice) + slices.size(slice);
         double sum = 0;
         for (Index i = slices.begin(slice); i < end; ++i) sum += term(i);
@@ -76,7 +76,7 @@ template <class Term> double sum_over_elements(Index count, Term term) {
 template <class T, class Term>
 void sum_per_sample(Index batch, Index sample_size, double scale, T* out, Term term) {
     const Chunks samples = batch_chunks(batch, sample_size);
-    parallel_for(samples.count(), [&](Index chunk) {
+    parallel_for(samples.count(), batch * sample_size, [&](Index chunk) {
         const Index end = samples.begin(chunk) + samples.size(chunk);
         for (Index n = samples.begin(chunk); n < end; ++n) {
             double sum = 0;

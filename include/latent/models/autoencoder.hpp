@@ -65,6 +65,24 @@ public:
         return result;
     }
 
+    // Each sample's mean squared reconstruction error: an anomaly score (inputs unlike the
+    // training data reconstruct worse). Threshold it, e.g., at a high percentile of the scores
+    // of the training data.
+    std::vector<double> reconstruction_error(const Tensor<T>& x, Index batch_size = 256) {
+        const Tensor<T> reconstructed = reconstruct(x, batch_size);
+        const Index size = input_shape().size();
+        std::vector<double> errors(static_cast<std::size_t>(x.dimension(0)));
+        for (Index n = 0; n < x.dimension(0); ++n) {
+            double sum = 0;
+            for (Index i = n * size; i < (n + 1) * size; ++i) {
+                const double difference = static_cast<double>(reconstructed.data()[i]) - x.data()[i];
+                sum += difference * difference;
+            }
+            errors[static_cast<std::size_t>(n)] = sum / static_cast<double>(size);
+        }
+        return errors;
+    }
+
     // Trains on inputs -> targets (targets = inputs for a plain autoencoder, clean images for a
     // denoising one, or set options.corruption to corrupt inputs on the fly).
     template <class LossType, class OptimizerType>

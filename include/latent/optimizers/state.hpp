@@ -86,7 +86,7 @@ void prepare_state(const char* optimizer, const std::vector<Parameter<T>>& param
 // Updates are element-wise, so the result does not depend on the split or the thread count.
 template <class Update> void for_each_slice(Index size, Update&& update) {
     const Chunks slices{size, 16384};
-    parallel_for(slices.count(), [&](Index slice) {
+    parallel_for(slices.count(), size, [&](Index slice) {
         update(slices.begin(slice), slices.begin(slice) + slices.size(slice));
     });
 }

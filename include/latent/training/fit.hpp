@@ -174,7 +174,7 @@ private:
             offsets_[p] = offset;
             offset += parameters[p].size;
         }
-        parallel_for(static_cast<Index>(parameters.size()), [&](Index p) {
+        parallel_for(static_cast<Index>(parameters.size()), offset, [&](Index p) {
             const auto i = static_cast<std::size_t>(p);
             results[i] = visit(parameters[i], backup_.data() + offsets_[i]) ? 1 : 0;
         });
