@@ -1,28 +1,78 @@
-# Finds latent's dependencies and attaches them to an INTERFACE target. The installed package
-# config (latentConfig.cmake) includes this same file, so consumers resolve them identically.
+# latent's dependencies, listed once for both places that need them:
+#   BUILD    latent's own configure step (CMakeLists.txt, also under add_subdirectory and
+#            FetchContent): a missing required dependency stops the configure step.
+#   PACKAGE  the installed latentConfig.cmake: a missing dependency makes find_package(latent)
+#            report latent as not found and say which dependency is missing (the
+#            find_dependency() convention), so consumers never have to find them themselves.
+#
 #   Eigen3 (required): linked as the imported target, so consumers see its headers as SYSTEM
 #     includes and Eigen's warnings never reach a -Werror build.
 #   ZLIB (required): the IDX reader opens .gz files.
 #   stb (required, pkg-config module "stb", Debian's libstb-dev): image reading and PNG writing.
 #     libstb holds stb's compiled implementation exactly once per program, so any number of
 #     translation units -- and the user's own stb code -- can include the stb headers.
-#   OpenMP (optional, LATENT_USE_OPENMP): threads over the batch.
+#   OpenMP (optional): threads over the batch. latent compiles and works without it.
 include(CMakeFindDependencyMacro)
-find_dependency(Eigen3 3.3 NO_MODULE)
-find_dependency(ZLIB)
-find_dependency(PkgConfig)
-pkg_check_modules(LATENT_STB REQUIRED IMPORTED_TARGET stb)
-if(NOT DEFINED LATENT_USE_OPENMP)
-  set(LATENT_USE_OPENMP ON)
-endif()
-if(LATENT_USE_OPENMP)
-  find_package(OpenMP COMPONENTS CXX QUIET)
-endif()
 
-function(latent_link_dependencies target)
+# latent_find_dependencies(<BUILD|PACKAGE> <openmp>)
+#   <openmp> under BUILD: whether to look for OpenMP (not found = a serial build, not an error);
+#            under PACKAGE: whether the installed target links OpenMP::OpenMP_CXX (then the
+#            consumer must find OpenMP too, or the target would name a missing target).
+# A macro, not a function: find_dependency() must be able to return() from the package config,
+# and the targets it creates must be visible where find_package(latent) was called.
+macro(latent_find_dependencies latent_context latent_openmp)
+  if("${latent_context}" STREQUAL "PACKAGE")
+    set(_latent_in_package ON)
+  else()
+    set(_latent_in_package OFF)
+  endif()
+
+  _latent_require_package(Eigen3 3.3 NO_MODULE)
+  _latent_require_package(ZLIB)
+  _latent_require_package(PkgConfig)
+  if(NOT TARGET PkgConfig::LATENT_STB)
+    pkg_check_modules(LATENT_STB QUIET IMPORTED_TARGET stb)
+  endif()
+  if(NOT TARGET PkgConfig::LATENT_STB)
+    _latent_missing("stb (pkg-config module \"stb\"; Debian and Ubuntu package: libstb-dev)")
+  endif()
+
+  if(_latent_in_package AND "${latent_openmp}")
+    _latent_require_package(OpenMP COMPONENTS CXX)
+  elseif("${latent_openmp}")
+    find_package(OpenMP COMPONENTS CXX)
+    if(NOT OpenMP_CXX_FOUND)
+      message(STATUS "latent: OpenMP not found; batches run on one thread")
+    endif()
+  endif()
+endmacro()
+
+# latent_link_dependencies(<target> <openmp>): attaches the dependencies to the INTERFACE target;
+# OpenMP (with the LATENT_USE_OPENMP=1 definition the headers test) when <openmp> is true.
+function(latent_link_dependencies target openmp)
   target_link_libraries(${target} INTERFACE Eigen3::Eigen ZLIB::ZLIB PkgConfig::LATENT_STB)
-  if(LATENT_USE_OPENMP AND OpenMP_CXX_FOUND)
+  if(openmp)
     target_link_libraries(${target} INTERFACE OpenMP::OpenMP_CXX)
     target_compile_definitions(${target} INTERFACE LATENT_USE_OPENMP=1)
   endif()
 endfunction()
+
+# find_package() of a dependency latent cannot do without, in the manner of the context.
+macro(_latent_require_package)
+  if(_latent_in_package)
+    find_dependency(${ARGN})
+  else()
+    find_package(${ARGN} REQUIRED)
+  endif()
+endmacro()
+
+# Reports a required dependency that no find_package() module covers (stb) as missing.
+macro(_latent_missing what)
+  if(_latent_in_package)
+    set(latent_NOT_FOUND_MESSAGE "latent needs ${what}, which was not found")
+    set(latent_FOUND FALSE)
+    return()
+  else()
+    message(FATAL_ERROR "latent needs ${what}, which was not found")
+  endif()
+endmacro()

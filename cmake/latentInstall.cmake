@@ -5,6 +5,7 @@ include(CMakePackageConfigHelpers)
 set(LATENT_CONFIG_INSTALL_DIR "${CMAKE_INSTALL_DATADIR}/cmake/latent")
 
 install(DIRECTORY include/latent DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
+install(FILES LICENSE DESTINATION "${CMAKE_INSTALL_DOCDIR}")  # the MIT terms travel with copies
 install(TARGETS latent EXPORT latentTargets)
 install(EXPORT latentTargets NAMESPACE latent:: DESTINATION "${LATENT_CONFIG_INSTALL_DIR}")
 
