@@ -38,13 +38,13 @@ template <class T>
 void prepare_state(const char* optimizer, const std::vector<Parameter<T>>& parameters,
                    OptimizerState<T>& state, std::size_t buffers_per_parameter,
                    std::vector<Index>& sizes) {
-    const std::string where = std::string(optimizer) + " step";
+    // Messages are built only on failure: this runs at every step, which must not allocate.
+    auto fail = [optimizer](const std::string& what) { throw ArgumentError(std::string(optimizer) + " step: " + what); };
+    const char* same_list = " (pass the same parameter list at every step)";
     for (std::size_t i = 0; i < parameters.size(); ++i) {
         const Parameter<T>& parameter = parameters[i];
-        require(parameter.size >= 0 && (parameter.size == 0 ||
-                                        (parameter.value != nullptr && parameter.grad != nullptr)),
-                where, "parameter " + std::to_string(i) + " ('" + parameter.name +
-                           "') has no value or gradient memory");
+        if (parameter.size < 0 || (parameter.size > 0 && (parameter.value == nullptr || parameter.grad == nullptr)))
+            fail("parameter " + std::to_string(i) + " ('" + parameter.name + "') has no value or gradient memory");
     }
     const bool first_step = state.step == 0 && state.buffers.empty();
     if (first_step || sizes.empty()) {
@@ -57,28 +57,27 @@ void prepare_state(const char* optimizer, const std::vector<Parameter<T>>& param
                 state.buffers.emplace_back(static_cast<std::size_t>(parameter.size), T(0));
         return;
     }
-    require(parameters.size() == sizes.size(), where,
-            "got " + std::to_string(parameters.size()) + " parameters, but earlier steps had " +
-                std::to_string(sizes.size()) + " (pass the same parameter list at every step)");
+    if (parameters.size() != sizes.size())
+        fail("got " + std::to_string(parameters.size()) + " parameters, but earlier steps had " +
+             std::to_string(sizes.size()) + same_list);
     for (std::size_t i = 0; i < parameters.size(); ++i)
-        require(parameters[i].size == sizes[i], where,
-                "parameter " + std::to_string(i) + " ('" + parameters[i].name + "') has " +
-                    std::to_string(parameters[i].size) + " values, but " +
-                    std::to_string(sizes[i]) + " at earlier steps (pass the same parameter list "
-                    "at every step)");
-    require(state.buffers.size() == buffers_per_parameter * parameters.size(), where,
-            "the state holds " + std::to_string(state.buffers.size()) + " buffers, expected " +
-                std::to_string(buffers_per_parameter * parameters.size()) + " (" +
-                std::to_string(buffers_per_parameter) + " per parameter for " +
-                std::to_string(parameters.size()) + " parameters)");
+        if (parameters[i].size != sizes[i])
+            fail("parameter " + std::to_string(i) + " ('" + parameters[i].name + "') has " +
+                 std::to_string(parameters[i].size) + " values, but " + std::to_string(sizes[i]) +
+                 " at earlier steps" + same_list);
+    if (state.buffers.size() != buffers_per_parameter * parameters.size())
+        fail("the state holds " + std::to_string(state.buffers.size()) + " buffers, expected " +
+             std::to_string(buffers_per_parameter * parameters.size()) + " (" +
+             std::to_string(buffers_per_parameter) + " per parameter for " + std::to_string(parameters.size()) +
+             " parameters)");
     for (std::size_t i = 0; i < parameters.size(); ++i)
         for (std::size_t b = 0; b < buffers_per_parameter; ++b) {
             const std::size_t buffer = i * buffers_per_parameter + b;
-            require(state.buffers[buffer].size() == static_cast<std::size_t>(parameters[i].size), where,
-                    "state buffer " + std::to_string(buffer) + " holds " +
-                        std::to_string(state.buffers[buffer].size()) + " values, but parameter " +
-                        std::to_string(i) + " ('" + parameters[i].name + "') has " +
-                        std::to_string(parameters[i].size) + " (the state belongs to other parameters)");
+            if (state.buffers[buffer].size() != static_cast<std::size_t>(parameters[i].size))
+                fail("state buffer " + std::to_string(buffer) + " holds " +
+                     std::to_string(state.buffers[buffer].size()) + " values, but parameter " + std::to_string(i) +
+                     " ('" + parameters[i].name + "') has " + std::to_string(parameters[i].size) +
+                     " (the state belongs to other parameters)");
         }
 }
 

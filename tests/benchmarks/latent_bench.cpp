@@ -1,0 +1,219 @@
+// latent_bench: trains or runs one benchmark workload (workloads.hpp) for a while and prints one
+// machine-readable RESULT line with the throughput and the process's peak resident memory.
+// One run measures one thing in a fresh process, so peak RSS belongs to that workload alone.
+//
+//   latent_bench --workload W2 --batch 128 --threads 2 --mode train [--seconds 2] [--warmup 2]
+//
+// Training goes through latent::fit() -- what a user calls -- on a data set of exactly one batch
+// (so every step sees the same batch, as in torch_bench.py), one step per epoch, with fit()'s
+// defaults: shuffling and the NaN/Inf check on. A callback times the epochs after the warm-up
+// and stops fit() once --seconds have passed. --loop step makes the calls fit() makes for a
+// batch (zero_grad, forward + loss + backward, checked optimizer step) without the epoch loop,
+// to show what the loop itself costs. Inference is Autoencoder::reconstruct() on the batch
+// (eval mode, forward only, result copied into a new tensor as a user gets it).
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <exception>
+#include <iostream>
+#include <limits>
+#include <string>
+
+#include "workloads.hpp"
+
+namespace {
+
+using namespace latent;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+    std::string workload = "W2";
+    Index batch = 0;  // 0: the workload's first batch size
+    int threads = 1;
+    std::string mode = "train";  // train | infer
+    std::string loop = "fit";    // fit | step
+    double seconds = 2.0;
+    int warmup = 2;
+    int min_steps = 3;
+    bool check_finite = true;
+};
+
+struct Measurement {
+    long long steps = 0;
+    double seconds = 0;
+    double cpu_seconds = 0;  // process CPU time over the timed steps (all threads)
+    double last_loss = 0;
+};
+
+double process_cpu_seconds() {
+    timespec now{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
+    return static_cast<double>(now.tv_sec) + 1e-9 * static_cast<double>(now.tv_nsec);
+}
+
+long peak_rss_kb() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return usage.ru_maxrss;  // kilobytes on Linux
+}
+
+// Starts the clock after `warmup` steps and says when `seconds` and `min_steps` are both done.
+class StepTimer {
+public:
+    explicit StepTimer(const Options& options) : options_(options) {}
+
+    // Call after every step; returns true when the measurement is complete.
+    bool step_done() {
+        ++steps_;
+        if (steps_ == options_.warmup) {
+            start_ = Clock::now();
+            cpu_start_ = process_cpu_seconds();
+            return false;
+        }
+        if (steps_ < options_.warmup) return false;
+        result_.steps = steps_ - options_.warmup;
+        result_.seconds = std::chrono::duration<double>(Clock::now() - start_).count();
+        result_.cpu_seconds = process_cpu_seconds() - cpu_start_;
+        return result_.seconds >= options_.seconds && result_.steps >= options_.min_steps;
+    }
+    Measurement result() const { return result_; }
+
+private:
+    const Options& options_;
+    int steps_ = 0;
+    Clock::time_point start_;
+    double cpu_start_ = 0;
+    Measurement result_;
+};
+
+Measurement train_with_fit(Autoencoder<float>& model, const Tensor<float>& batch, const Loss<float>& loss,
+                           const Options& options) {
+    Adam<float> adam(1e-3);
+    StepTimer timer(options);
+    FitOptions<float> fit;
+    fit.epochs = std::numeric_limits<int>::max();  // the callback stops it
+    fit.batch_size = batch.dimension(0);
+    fit.verbose = 0;
+    fit.check_finite = options.check_finite;
+    fit.callbacks.push_back([&](EpochEnd<float>& end) { end.stop = timer.step_done(); });
+    const History history = model.fit(batch, batch, loss, adam, fit);
+    Measurement result = timer.result();
+    result.last_loss = history.loss.back();
+    return result;
+}
+
+Measurement train_with_steps(Autoencoder<float>& model, const Tensor<float>& batch, const Loss<float>& loss,
+                             const Options& options) {
+    Adam<float> adam(1e-3);
+    StepTimer timer(options);
+    detail::Stepper<float, Autoencoder<float>, Loss<float>> stepper(model, loss);
+    model.set_training(true);
+    const ConstTensorView<float> x = view(batch);
+    double value = 0;
+    for (Index step = 0;; ++step) {
+        model.zero_grad();
+        value = stepper.loss_and_gradients(x, x, 0, step, options.check_finite);
+        stepper.step(adam, 0, step, options.check_finite);
+        if (timer.step_done()) break;
+    }
+    Measurement result = timer.result();
+    result.last_loss = value;
+    return result;
+}
+
+Measurement infer(Autoencoder<float>& model, const Tensor<float>& batch, const Options& options) {
+    StepTimer timer(options);
+    double checksum = 0;
+    for (;;) {
+        const Tensor<float> output = model.reconstruct(batch, batch.dimension(0));
+        checksum += static_cast<double>(output.data()[0]);  // keeps the work observable
+        if (timer.step_done()) break;
+    }
+    Measurement result = timer.result();
+    result.last_loss = checksum / static_cast<double>(result.steps + options.warmup);
+    return result;
+}
+
+void usage(std::ostream& out) {
+    out << "usage: latent_bench --workload W1|W2|W3|W4 [--batch N] [--threads N] [--mode train|infer]\n"
+           "                    [--loop fit|step] [--seconds S] [--warmup N] [--min-steps N] [--no-check-finite]\n"
+           "       latent_bench --list     (the workloads and their batch sizes, one per line)\n"
+           "Prints: RESULT framework=latent workload=.. batch=.. threads=.. mode=.. steps=.. seconds=..\n"
+           "        img_per_s=.. cpu_util=.. peak_rss_kb=.. loss=..\n";
+}
+
+Options parse(int argc, char** argv) {
+    Options options;
+    auto value = [&](int& i) -> std::string {
+        if (i + 1 >= argc) throw ArgumentError(std::string(argv[i]) + " needs a value");
+        return argv[++i];
+    };
+    for (int i = 1; i < argc; ++i) {
+        const std::string flag = argv[i];
+        if (flag == "--workload") options.workload = value(i);
+        else if (flag == "--batch") options.batch = std::stol(value(i));
+        else if (flag == "--threads") options.threads = std::stoi(value(i));
+        else if (flag == "--mode") options.mode = value(i);
+        else if (flag == "--loop") options.loop = value(i);
+        else if (flag == "--seconds") options.seconds = std::stod(value(i));
+        else if (flag == "--warmup") options.warmup = std::stoi(value(i));
+        else if (flag == "--min-steps") options.min_steps = std::stoi(value(i));
+        else if (flag == "--no-check-finite") options.check_finite = false;
+        else if (flag == "--list") {
+            for (const auto& workload : bench::all_workloads())
+                for (const Index batch : workload.batches)
+                    std::cout << workload.name << " " << batch << "  " << workload.description << "\n";
+            std::exit(0);
+        }
+        else if (flag == "--help" || flag == "-h") {
+            usage(std::cout);
+            std::exit(0);
+        } else {
+            throw ArgumentError("unknown argument '" + flag + "'");
+        }
+    }
+    detail::require(options.mode == "train" || options.mode == "infer", "latent_bench", "--mode is train or infer");
+    detail::require(options.loop == "fit" || options.loop == "step", "latent_bench", "--loop is fit or step");
+    detail::require(options.warmup >= 1, "latent_bench", "--warmup must be >= 1");
+    detail::require(options.min_steps >= 1, "latent_bench", "--min-steps must be >= 1");
+    return options;
+}
+
+int run(int argc, char** argv) {
+    Options options = parse(argc, argv);
+    const bench::Workload workload = bench::find_workload(options.workload);
+    if (options.batch == 0) options.batch = workload.batches.front();
+    set_num_threads(options.threads);
+
+    Autoencoder<float> model = bench::build_model(workload, 42);
+    const Tensor<float> batch = bench::random_batch(workload, options.batch);
+    const Loss<float> loss = bench::make_loss(workload.loss);
+    Measurement result;
+    if (options.mode == "infer") result = infer(model, batch, options);
+    else if (options.loop == "fit") result = train_with_fit(model, batch, loss, options);
+    else result = train_with_steps(model, batch, loss, options);
+
+    const double images_per_second = static_cast<double>(result.steps * options.batch) / result.seconds;
+    std::printf("RESULT framework=latent workload=%s batch=%ld threads=%d mode=%s loop=%s steps=%lld "
+                "seconds=%.4f img_per_s=%.2f cpu_util=%.2f peak_rss_kb=%ld loss=%.6g openmp=%d\n",
+                workload.name.c_str(), static_cast<long>(options.batch), options.threads, options.mode.c_str(),
+                options.mode == "infer" ? "reconstruct" : options.loop.c_str(), result.steps, result.seconds,
+                images_per_second, result.cpu_seconds / result.seconds, peak_rss_kb(), result.last_loss,
+                has_openmp() ? 1 : 0);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& error) {
+        std::cerr << "latent_bench: " << error.what() << "\n";
+        usage(std::cerr);
+        return 2;
+    }
+}
