@@ -2,6 +2,8 @@
 // Output shape = input shape. Work is split into fixed slices of the flat tensor.
 #pragma once
 
+#include <Eigen/Core>
+
 #include <cmath>
 #include <string>
 
@@ -11,30 +13,41 @@
 namespace latent {
 namespace detail {
 
-// y[i] = f(x[i]) over the whole tensor, in parallel slices.
+template <class T> using ArrayMap = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>;
+template <class T> using ConstArrayMap = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+
+// y = f(x) over the whole tensor, in parallel slices. f maps an Eigen array of x to an array
+// expression, so exp, log and tanh run on Eigen's vectorised functions.
 template <class T, class F> void map_elements(const T* x, T* y, Index size, F f) {
     const Chunks slices{size, 32768};
     parallel_for(slices.count(), size, [&](Index slice) {
-        const Index end = slices.begin(slice) + slices.size(slice);
-        for (Index i = slices.begin(slice); i < end; ++i) y[i] = f(x[i]);
+        const Index begin = slices.begin(slice), count = slices.size(slice);
+        const ConstArrayMap<T> in(x + begin, count);
+        ArrayMap<T>(y + begin, count) = f(in);
     });
 }
 
-// dx[i] = dy[i] * g(x[i], y[i]) over the whole tensor, in parallel slices.
+// dx = dy * g(x, y) over the whole tensor, in parallel slices; g as f above, of x and y.
 template <class T, class G>
 void map_gradient(const T* x, const T* y, const T* dy, T* dx, Index size, G g) {
     const Chunks slices{size, 32768};
     parallel_for(slices.count(), size, [&](Index slice) {
-        const Index end = slices.begin(slice) + slices.size(slice);
-        for (Index i = slices.begin(slice); i < end; ++i) dx[i] = dy[i] * g(x[i], y[i]);
+        const Index begin = slices.begin(slice), count = slices.size(slice);
+        const ConstArrayMap<T> in(x + begin, count), out(y + begin, count), grad_out(dy + begin, count);
+        ArrayMap<T>(dx + begin, count) = grad_out * g(in, out);
     });
 }
 
-// Numerically stable logistic function: never evaluates exp of a large positive number.
-template <class T> T sigmoid(T x) {
-    if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-    const T e = std::exp(x);
-    return e / (T(1) + e);
+// An array of `count` copies of `value`, for select().
+template <class T> auto constant_array(Index count, T value) {
+    return Eigen::Array<T, Eigen::Dynamic, 1>::Constant(count, value);
+}
+
+// The logistic function 1 / (1 + exp(-x)): exp overflows to infinity for very negative x and
+// the result is then 0, never NaN.
+template <class Expression> auto logistic(const Expression& x) {
+    using T = typename Expression::Scalar;
+    return (T(1) + (-x).exp()).inverse();
 }
 
 }  // namespace detail
@@ -46,12 +59,12 @@ public:
     static constexpr const char* type_name = "ReLU";
     Shape output_shape(const Shape& input) const { return input; }
     void forward(ConstTensorView<T> x, TensorView<T> y) {
-        detail::map_elements(x.data(), y.data(), x.size(), [](T v) { return v > T(0) ? v : T(0); });
+        detail::map_elements(x.data(), y.data(), x.size(), [](const auto& in) { return in.max(T(0)); });
     }
     void backward(ConstTensorView<T> x, ConstTensorView<T> y, ConstTensorView<T> dy, TensorView<T> dx) {
         if (dx.data() == nullptr) return;
         detail::map_gradient(x.data(), y.data(), dy.data(), dx.data(), x.size(),
-                             [](T in, T) { return in > T(0) ? T(1) : T(0); });
+                             [](const auto& in, const auto&) { return (in > T(0)).template cast<T>(); });
     }
 };
 
@@ -67,13 +80,16 @@ public:
     void forward(ConstTensorView<T> x, TensorView<T> y) {
         const T alpha = alpha_;
         detail::map_elements(x.data(), y.data(), x.size(),
-                             [alpha](T v) { return v > T(0) ? v : alpha * v; });
+                             [alpha](const auto& in) { return (in > T(0)).select(in, alpha * in); });
     }
     void backward(ConstTensorView<T> x, ConstTensorView<T> y, ConstTensorView<T> dy, TensorView<T> dx) {
         if (dx.data() == nullptr) return;
         const T alpha = alpha_;
         detail::map_gradient(x.data(), y.data(), dy.data(), dx.data(), x.size(),
-                             [alpha](T in, T) { return in > T(0) ? T(1) : alpha; });
+                             [alpha](const auto& in, const auto&) {
+                                 return (in > T(0)).select(detail::constant_array(in.size(), T(1)),
+                                                           detail::constant_array(in.size(), alpha));
+                             });
     }
     Config config() const { return Config().set("alpha", static_cast<double>(alpha_)); }
     static LeakyReLU from_config(const Config& config) { return LeakyReLU(config.get_double("alpha")); }
@@ -90,12 +106,12 @@ public:
     static constexpr const char* type_name = "Sigmoid";
     Shape output_shape(const Shape& input) const { return input; }
     void forward(ConstTensorView<T> x, TensorView<T> y) {
-        detail::map_elements(x.data(), y.data(), x.size(), [](T v) { return detail::sigmoid(v); });
+        detail::map_elements(x.data(), y.data(), x.size(), [](const auto& in) { return detail::logistic(in); });
     }
     void backward(ConstTensorView<T> x, ConstTensorView<T> y, ConstTensorView<T> dy, TensorView<T> dx) {
         if (dx.data() == nullptr) return;
         detail::map_gradient(x.data(), y.data(), dy.data(), dx.data(), x.size(),
-                             [](T, T out) { return out * (T(1) - out); });
+                             [](const auto&, const auto& out) { return out * (T(1) - out); });
     }
 };
 
@@ -106,12 +122,12 @@ public:
     static constexpr const char* type_name = "Tanh";
     Shape output_shape(const Shape& input) const { return input; }
     void forward(ConstTensorView<T> x, TensorView<T> y) {
-        detail::map_elements(x.data(), y.data(), x.size(), [](T v) { return std::tanh(v); });
+        detail::map_elements(x.data(), y.data(), x.size(), [](const auto& in) { return in.tanh(); });
     }
     void backward(ConstTensorView<T> x, ConstTensorView<T> y, ConstTensorView<T> dy, TensorView<T> dx) {
         if (dx.data() == nullptr) return;
         detail::map_gradient(x.data(), y.data(), dy.data(), dx.data(), x.size(),
-                             [](T, T out) { return T(1) - out * out; });
+                             [](const auto&, const auto& out) { return T(1) - out * out; });
     }
 };
 
@@ -123,14 +139,13 @@ public:
     static constexpr const char* type_name = "Softplus";
     Shape output_shape(const Shape& input) const { return input; }
     void forward(ConstTensorView<T> x, TensorView<T> y) {
-        detail::map_elements(x.data(), y.data(), x.size(), [](T v) {
-            return (v > T(0) ? v : T(0)) + std::log1p(std::exp(-std::abs(v)));
-        });
+        detail::map_elements(x.data(), y.data(), x.size(),
+                             [](const auto& in) { return in.max(T(0)) + (-in.abs()).exp().log1p(); });
     }
     void backward(ConstTensorView<T> x, ConstTensorView<T> y, ConstTensorView<T> dy, TensorView<T> dx) {
         if (dx.data() == nullptr) return;
         detail::map_gradient(x.data(), y.data(), dy.data(), dx.data(), x.size(),
-                             [](T in, T) { return detail::sigmoid(in); });
+                             [](const auto& in, const auto&) { return detail::logistic(in); });
     }
 };
 
@@ -141,12 +156,11 @@ public:
     static constexpr const char* type_name = "Identity";
     Shape output_shape(const Shape& input) const { return input; }
     void forward(ConstTensorView<T> x, TensorView<T> y) {
-        detail::map_elements(x.data(), y.data(), x.size(), [](T v) { return v; });
+        detail::map_elements(x.data(), y.data(), x.size(), [](const auto& in) { return in; });
     }
-    void backward(ConstTensorView<T> x, ConstTensorView<T> y, ConstTensorView<T> dy, TensorView<T> dx) {
+    void backward(ConstTensorView<T> x, ConstTensorView<T>, ConstTensorView<T> dy, TensorView<T> dx) {
         if (dx.data() == nullptr) return;
-        detail::map_gradient(x.data(), y.data(), dy.data(), dx.data(), x.size(),
-                             [](T, T) { return T(1); });
+        detail::map_elements(dy.data(), dx.data(), x.size(), [](const auto& grad_out) { return grad_out; });
     }
 };
 

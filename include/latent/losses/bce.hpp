@@ -8,6 +8,8 @@
 // p (1 - p) and never vanishes on saturated outputs.
 #pragma once
 
+#include <Eigen/Core>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -39,11 +41,12 @@ public:
         T* g = grad.data();
         const T low = static_cast<T>(eps_), high = static_cast<T>(1.0 - eps_);
         const T grad_scale = static_cast<T>(1.0 / static_cast<double>(count));
-        const double sum = detail::sum_over_elements(count, [&](Index i) {
-            const T q = std::clamp(p[i], low, high);
-            const bool clamped = p[i] < low || p[i] > high;
-            g[i] = clamped ? T(0) : (q - t[i]) / (q * (T(1) - q)) * grad_scale;
-            return element_loss(q, t[i]);
+        const double sum = detail::sum_over_blocks(count, [&](Index begin, Index end) {
+            const Map p_block(p + begin, end - begin), t_block(t + begin, end - begin);
+            const Block q = p_block.max(low).min(high);
+            Eigen::Map<Array>(g + begin, end - begin) =
+                (p_block < low || p_block > high).select(T(0), (q - t_block) / (q * (T(1) - q)) * grad_scale);
+            return block_loss(q, t_block);
         });
         return sum / static_cast<double>(count);
     }
@@ -61,9 +64,10 @@ public:
         T* g = grad_logits.data();
         const T low = static_cast<T>(eps_), high = static_cast<T>(1.0 - eps_);
         const T grad_scale = static_cast<T>(1.0 / static_cast<double>(count));
-        const double sum = detail::sum_over_elements(count, [&](Index i) {
-            g[i] = (p[i] - t[i]) * grad_scale;
-            return element_loss(std::clamp(p[i], low, high), t[i]);
+        const double sum = detail::sum_over_blocks(count, [&](Index begin, Index end) {
+            const Map p_block(p + begin, end - begin), t_block(t + begin, end - begin);
+            Eigen::Map<Array>(g + begin, end - begin) = (p_block - t_block) * grad_scale;
+            return block_loss(p_block.max(low).min(high), t_block);
         });
         return sum / static_cast<double>(count);
     }
@@ -87,6 +91,17 @@ public:
     }
 
 private:
+    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+    using Map = Eigen::Map<const Array>;
+    using Block = detail::LossBlock<T>;
+
+    // The sum of -(t log q + (1 - t) log(1 - q)) over a block, q already clamped: the logarithms
+    // with Eigen's vectorised log in T, the sum in double.
+    template <class Q> static double block_loss(const Q& q, const Map& t) {
+        const Block terms = -(t * q.log() + (T(1) - t) * (T(1) - q).log());
+        return detail::ordered_block_sum<T>(terms);
+    }
+
     // -(t log q + (1 - t) log(1 - q)) in double, q already clamped.
     static double element_loss(T q, T t) {
         const double probability = static_cast<double>(q), truth = static_cast<double>(t);
@@ -98,8 +113,9 @@ private:
     static void check_targets(const ConstTensorView<T>& target) {
         const T* t = target.data();
         const Index count = target.size();
+        const Map values(t, count);
+        if ((values >= T(0) && values <= T(1)).all()) return;  // vectorised; the search only on failure
         const T* bad = std::find_if(t, t + count, [](T value) { return !(value >= T(0) && value <= T(1)); });
-        if (bad == t + count) return;
         const Index index = static_cast<Index>(bad - t);
         char text[32];
         const auto written = std::to_chars(text, text + sizeof text, static_cast<double>(*bad));

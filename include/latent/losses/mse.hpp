@@ -7,6 +7,8 @@
 // any number of threads.
 #pragma once
 
+#include <Eigen/Core>
+
 #include <algorithm>
 #include <array>
 #include <string>
@@ -70,6 +72,35 @@ template <class Term> double sum_over_elements(Index count, Term term) {
     for (Index slice = 0; slice < slices.count(); ++slice)
         total += partial_sums[static_cast<std::size_t>(slice)];
     return total;
+}
+
+// Elements per block of sum_over_blocks: small enough for a stack array, large enough to vectorise.
+constexpr Index loss_block = 256;
+template <class T> using LossBlock = Eigen::Array<T, Eigen::Dynamic, 1, 0, loss_block, 1>;
+
+// The sum over [0, count) of block_sum(begin, end), called on consecutive blocks of at most
+// loss_block elements, in double. Lets a loss compute its terms with Eigen's vectorised
+// functions (log, exp) into a stack block and add them up in a fixed order.
+template <class BlockSum> double sum_over_blocks(Index count, BlockSum block_sum) {
+    const Chunks slices = loss_slices(count);
+    std::array<double, max_loss_slices> partial_sums{};
+    parallel_for(slices.count(), count, [&](Index slice) {
+        const Index end = slices.begin(slice) + slices.size(slice);
+        double sum = 0;
+        for (Index begin = slices.begin(slice); begin < end; begin += loss_block)
+            sum += block_sum(begin, std::min(begin + loss_block, end));
+        partial_sums[static_cast<std::size_t>(slice)] = sum;
+    });
+    double total = 0;
+    for (Index slice = 0; slice < slices.count(); ++slice) total += partial_sums[static_cast<std::size_t>(slice)];
+    return total;
+}
+
+// The sum of a block's values in double, in index order (independent of where they are stored).
+template <class T> double ordered_block_sum(const LossBlock<T>& values) {
+    double sum = 0;
+    for (Index i = 0; i < values.size(); ++i) sum += static_cast<double>(values[i]);
+    return sum;
 }
 
 // out[n] = scale * sum of term(i) over the elements i of sample n (each sample summed serially).

@@ -18,6 +18,8 @@
 // agrees with torch's to round-off.
 #pragma once
 
+#include <Eigen/Core>
+
 #include <cmath>
 #include <string>
 #include <vector>
@@ -57,20 +59,27 @@ void adam_step(const char* name, const std::vector<Parameter<T>>& parameters,
     const T decoupled_factor = static_cast<T>(1 - lr * weight_decay);
     const bool decoupled = decay == WeightDecay::Decoupled;
 
+    // Eigen array expressions rather than a scalar loop: they vectorise (a scalar std::sqrt keeps
+    // its errno check and blocks that), with the same operations in the same order.
+    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
     for (std::size_t index = 0; index < parameters.size(); ++index) {
-        T* p = parameters[index].value;
-        const T* grad = parameters[index].grad;
-        T* m = state.buffers[2 * index].data();
-        T* v = state.buffers[2 * index + 1].data();
+        T* p_data = parameters[index].value;
+        const T* grad_data = parameters[index].grad;
+        T* m_data = state.buffers[2 * index].data();
+        T* v_data = state.buffers[2 * index + 1].data();
         for_each_slice(parameters[index].size, [&](Index begin, Index end) {
-            for (Index i = begin; i < end; ++i) {
-                const T g = l2_decay ? grad[i] + l2_weight_decay * p[i] : grad[i];
-                if (decoupled) p[i] = p[i] * decoupled_factor;
-                m[i] = m[i] * beta1_t + one_minus_beta1 * g;
-                v[i] = v[i] * beta2_t + one_minus_beta2 * g * g;
-                const T denom = std::sqrt(v[i]) / bias_correction2_sqrt + eps_t;
-                p[i] = p[i] + minus_step_size * (m[i] / denom);
+            Eigen::Map<Array> p(p_data + begin, end - begin), m(m_data + begin, end - begin),
+                v(v_data + begin, end - begin);
+            const Eigen::Map<const Array> grad(grad_data + begin, end - begin);
+            if (decoupled) p *= decoupled_factor;
+            if (l2_decay) {
+                m = m * beta1_t + one_minus_beta1 * (grad + l2_weight_decay * p);
+                v = v * beta2_t + one_minus_beta2 * (grad + l2_weight_decay * p).square();
+            } else {
+                m = m * beta1_t + one_minus_beta1 * grad;
+                v = v * beta2_t + one_minus_beta2 * grad.square();
             }
+            p += minus_step_size * (m / (v.sqrt() / bias_correction2_sqrt + eps_t));
         });
     }
     ++state.step;
