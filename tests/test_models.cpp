@@ -179,3 +179,47 @@ TEST_CASE("autoencoder: a decoder that does not give back the input shape is rej
                              Decoder<float>{ConvTranspose2D<float>(1, 3, 2, Padding::Same, 0)}, {1, 15, 15});
     CHECK(fixed.output_shape() == Shape{1, 15, 15});
 }
+
+TEST_CASE("sequential: in-place layers share buffers and give the same forward and backward", "[models]") {
+    // Reshape and Sigmoid can write over their input; Dense's backward reads its input only, but
+    // says nothing about its output, so nothing shares Dense's buffer.
+    Sequential<double> model{Dense<double>(6), Reshape<double>({2, 3, 1}), Sigmoid<double>(), Flatten<double>(),
+                             Dense<double>(3), Identity<double>(), Tanh<double>()};
+    model.build({4, 1, 1}, 3);
+    CHECK_FALSE(model.shares_buffer_with_next(0));  // Dense -> Reshape: Dense does not say
+    CHECK(model.shares_buffer_with_next(1));        // Reshape -> Sigmoid: Reshape never reads y
+    CHECK_FALSE(model.shares_buffer_with_next(2));  // Sigmoid -> Flatten: Sigmoid's backward reads y
+    CHECK_FALSE(model.shares_buffer_with_next(4));  // Dense -> Identity
+    CHECK(model.shares_buffer_with_next(5));        // Identity -> Tanh
+    const Tensor<double> x = test::random_tensor<double>(5, {4, 1, 1}, 4);
+    const Tensor<double> dy = test::random_tensor<double>(5, {3, 1, 1}, 5);
+    // Reference: every layer on its own tensors.
+    std::vector<Tensor<double>> outputs{x};
+    for (Index i = 0; i < model.size(); ++i) {
+        Tensor<double> y;
+        model.layer(i).forward(outputs.back(), y);
+        outputs.push_back(y);
+    }
+    model.zero_grad();
+    Tensor<double> grad = dy;
+    for (Index i = model.size() - 1; i >= 0; --i) {
+        Tensor<double> dx;
+        model.layer(i).backward(outputs[static_cast<std::size_t>(i)], outputs[static_cast<std::size_t>(i + 1)], grad, dx);
+        grad = dx;
+    }
+    std::vector<double> reference_grads;
+    for (const auto& parameter : model.parameters())
+        reference_grads.insert(reference_grads.end(), parameter.grad, parameter.grad + parameter.size);
+    // The model, with its shared buffers.
+    model.zero_grad();
+    Tensor<double> output(5, 3, 1, 1);
+    output = model.forward(view(x));
+    CHECK(test::max_abs_difference(output, outputs.back()) == 0.0);
+    Tensor<double> input_grad(x.dimensions());
+    input_grad = model.backward(view(dy), false, true);
+    CHECK(test::max_abs_difference(input_grad, grad) == 0.0);
+    std::vector<double> model_grads;
+    for (const auto& parameter : model.parameters())
+        model_grads.insert(model_grads.end(), parameter.grad, parameter.grad + parameter.size);
+    CHECK(model_grads == reference_grads);
+}

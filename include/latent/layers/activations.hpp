@@ -1,5 +1,7 @@
 // Element-wise activations, each its own layer so that every backward is one operation.
 // Output shape = input shape. Work is split into fixed slices of the flat tensor.
+// Every backward here is written in terms of the output y, never the input x: so a model can let
+// an activation overwrite its input's buffer (in_place), which saves storing both.
 #pragma once
 
 #include <Eigen/Core>
@@ -52,11 +54,13 @@ template <class Expression> auto logistic(const Expression& x) {
 
 }  // namespace detail
 
-// ReLU: y = max(x, 0);  dx = dy * [x > 0]
+// ReLU: y = max(x, 0);  dx = dy * [x > 0] = dy * [y > 0]
 template <class T = float> class ReLU {
 public:
     using Scalar = T;
     static constexpr const char* type_name = "ReLU";
+    bool in_place() const { return true; }  // backward reads y only
+    bool backward_reads_output() const { return true; }
     Shape output_shape(const Shape& input) const { return input; }
     void forward(ConstTensorView<T> x, TensorView<T> y) {
         detail::map_elements(x.data(), y.data(), x.size(), [](const auto& in) { return in.max(T(0)); });
@@ -64,15 +68,18 @@ public:
     void backward(ConstTensorView<T> x, ConstTensorView<T> y, ConstTensorView<T> dy, TensorView<T> dx) {
         if (dx.data() == nullptr) return;
         detail::map_gradient(x.data(), y.data(), dy.data(), dx.data(), x.size(),
-                             [](const auto& in, const auto&) { return (in > T(0)).template cast<T>(); });
+                             [](const auto&, const auto& out) { return (out > T(0)).template cast<T>(); });
     }
 };
 
 // LeakyReLU: y = x for x > 0, alpha * x otherwise;  dx = dy * (x > 0 ? 1 : alpha)
+//            for alpha > 0, x > 0 exactly when y > 0, so dx = dy * (y > 0 ? 1 : alpha)
 template <class T = float> class LeakyReLU {
 public:
     using Scalar = T;
     static constexpr const char* type_name = "LeakyReLU";
+    bool in_place() const { return alpha_ > T(0); }  // then y has the sign of x
+    bool backward_reads_output() const { return true; }
     explicit LeakyReLU(double alpha = 0.01) : alpha_(static_cast<T>(alpha)) {
         detail::require(std::isfinite(alpha), "LeakyReLU", "alpha must be finite");
     }
@@ -86,9 +93,11 @@ public:
         if (dx.data() == nullptr) return;
         const T alpha = alpha_;
         detail::map_gradient(x.data(), y.data(), dy.data(), dx.data(), x.size(),
-                             [alpha](const auto& in, const auto&) {
-                                 return (in > T(0)).select(detail::constant_array(in.size(), T(1)),
-                                                           detail::constant_array(in.size(), alpha));
+                             [alpha](const auto& in, const auto& out) {
+                                 // y's sign decides when it can (alpha > 0), x's otherwise
+                                 const auto& decides = alpha > T(0) ? out : in;
+                                 return (decides > T(0)).select(detail::constant_array(in.size(), T(1)),
+                                                                detail::constant_array(in.size(), alpha));
                              });
     }
     Config config() const { return Config().set("alpha", static_cast<double>(alpha_)); }
@@ -104,6 +113,8 @@ template <class T = float> class Sigmoid {
 public:
     using Scalar = T;
     static constexpr const char* type_name = "Sigmoid";
+    bool in_place() const { return true; }  // backward reads y only
+    bool backward_reads_output() const { return true; }
     Shape output_shape(const Shape& input) const { return input; }
     void forward(ConstTensorView<T> x, TensorView<T> y) {
         detail::map_elements(x.data(), y.data(), x.size(), [](const auto& in) { return detail::logistic(in); });
@@ -120,6 +131,8 @@ template <class T = float> class Tanh {
 public:
     using Scalar = T;
     static constexpr const char* type_name = "Tanh";
+    bool in_place() const { return true; }  // backward reads y only
+    bool backward_reads_output() const { return true; }
     Shape output_shape(const Shape& input) const { return input; }
     void forward(ConstTensorView<T> x, TensorView<T> y) {
         detail::map_elements(x.data(), y.data(), x.size(), [](const auto& in) { return in.tanh(); });
@@ -132,11 +145,13 @@ public:
 };
 
 // Softplus: y = log(1 + exp(x)), computed as max(x, 0) + log1p(exp(-|x|)) so it never overflows;
-//           dx = dy * sigmoid(x)
+//           dx = dy * sigmoid(x) = dy * (1 - exp(-y))   (exp(y) = 1 + exp(x))
 template <class T = float> class Softplus {
 public:
     using Scalar = T;
     static constexpr const char* type_name = "Softplus";
+    bool in_place() const { return true; }  // backward reads y only
+    bool backward_reads_output() const { return true; }
     Shape output_shape(const Shape& input) const { return input; }
     void forward(ConstTensorView<T> x, TensorView<T> y) {
         detail::map_elements(x.data(), y.data(), x.size(),
@@ -145,7 +160,7 @@ public:
     void backward(ConstTensorView<T> x, ConstTensorView<T> y, ConstTensorView<T> dy, TensorView<T> dx) {
         if (dx.data() == nullptr) return;
         detail::map_gradient(x.data(), y.data(), dy.data(), dx.data(), x.size(),
-                             [](const auto& in, const auto&) { return detail::logistic(in); });
+                             [](const auto&, const auto& out) { return -(-out).expm1(); });
     }
 };
 
@@ -154,6 +169,8 @@ template <class T = float> class Identity {
 public:
     using Scalar = T;
     static constexpr const char* type_name = "Identity";
+    bool in_place() const { return true; }
+    bool backward_reads_output() const { return false; }
     Shape output_shape(const Shape& input) const { return input; }
     void forward(ConstTensorView<T> x, TensorView<T> y) {
         detail::map_elements(x.data(), y.data(), x.size(), [](const auto& in) { return in; });

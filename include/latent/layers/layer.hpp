@@ -14,6 +14,11 @@
 //   std::vector<Parameter<T>> parameters();     // value + gradient views, stable after build
 //   Config config() const;  static L from_config(const Config&);   // for save/load
 //   void set_training(bool training);           // layers that differ at training time
+//   bool in_place() const;                // true: forward may write y over x (the same memory),
+//                                         // and backward then still works (it reads y, not x)
+//   bool backward_reads_output() const;   // false: backward never reads y (default: true)
+// A model uses these to let element-wise layers overwrite their input's buffer instead of
+// keeping a copy of every activation: legal when the layer before does not need its output.
 //
 // backward may be given a dx with no data (dx.data() == nullptr) when nobody needs the input
 // gradient (the first layer of a model); it must then skip computing it. Parameter gradients
@@ -59,6 +64,15 @@ struct has_parameters<L, std::void_t<decltype(std::declval<L&>().parameters())>>
 template <class L, class = void> struct has_config : std::false_type {};
 template <class L>
 struct has_config<L, std::void_t<decltype(std::declval<const L&>().config())>> : std::true_type {};
+
+template <class L, class = void> struct has_in_place : std::false_type {};
+template <class L>
+struct has_in_place<L, std::void_t<decltype(bool{std::declval<const L&>().in_place()})>> : std::true_type {};
+
+template <class L, class = void> struct has_backward_reads_output : std::false_type {};
+template <class L>
+struct has_backward_reads_output<L, std::void_t<decltype(bool{std::declval<const L&>().backward_reads_output()})>>
+    : std::true_type {};
 
 template <class L, class = void> struct has_set_training : std::false_type {};
 template <class L>
@@ -142,6 +156,9 @@ public:
         for (auto& parameter : parameters()) std::fill_n(parameter.grad, parameter.size, T(0));
     }
     void set_training(bool training) { self_->set_training(training); }
+    // See the layer contract above; layers that say nothing are neither.
+    bool in_place() const { return self_->in_place(); }
+    bool backward_reads_output() const { return self_->backward_reads_output(); }
 
     // The held layer if it is an L, else nullptr.
     template <class L> L* get() {
@@ -167,6 +184,8 @@ private:
                               TensorView<T> dx) = 0;
         virtual std::vector<Parameter<T>> parameters() = 0;
         virtual void set_training(bool training) = 0;
+        virtual bool in_place() const = 0;
+        virtual bool backward_reads_output() const = 0;
     };
 
     template <class L> struct Holder final : Interface {
@@ -194,6 +213,14 @@ private:
         void set_training(bool training) override {
             if constexpr (detail::has_set_training<L>::value) layer.set_training(training);
             else (void)training;
+        }
+        bool in_place() const override {
+            if constexpr (detail::has_in_place<L>::value) return layer.in_place();
+            else return false;
+        }
+        bool backward_reads_output() const override {
+            if constexpr (detail::has_backward_reads_output<L>::value) return layer.backward_reads_output();
+            else return true;
         }
         L layer;
     };

@@ -1,5 +1,6 @@
 // Flatten and Reshape: change how a sample's C*H*W values are grouped, not the values or their
-// order. A sample is contiguous in NCHW memory, so both directions are plain copies.
+// order. A sample is contiguous in NCHW memory, so both directions are plain copies -- and no
+// copy at all when a model lets them work in place (the output then is the input's memory).
 #pragma once
 
 #include <algorithm>
@@ -21,7 +22,11 @@ public:
     }
 
     // forward: y[n, c*H*W + h*W + w, 0, 0] = x[n, c, h, w]   (same memory order: a copy)
-    void forward(ConstTensorView<T> x, TensorView<T> y) { std::copy_n(x.data(), x.size(), y.data()); }
+    void forward(ConstTensorView<T> x, TensorView<T> y) {
+        if (y.data() != x.data()) std::copy_n(x.data(), x.size(), y.data());
+    }
+    bool in_place() const { return true; }
+    bool backward_reads_output() const { return false; }
 
     // backward: dx[n, c, h, w] = dy[n, c*H*W + h*W + w, 0, 0]
     void backward(ConstTensorView<T>, ConstTensorView<T>, ConstTensorView<T> dy, TensorView<T> dx) {
@@ -53,7 +58,11 @@ public:
     }
 
     // forward: flat(y[n]) = flat(x[n])   (a copy)
-    void forward(ConstTensorView<T> x, TensorView<T> y) { std::copy_n(x.data(), x.size(), y.data()); }
+    void forward(ConstTensorView<T> x, TensorView<T> y) {
+        if (y.data() != x.data()) std::copy_n(x.data(), x.size(), y.data());
+    }
+    bool in_place() const { return true; }
+    bool backward_reads_output() const { return false; }
 
     // backward: flat(dx[n]) = flat(dy[n])
     void backward(ConstTensorView<T>, ConstTensorView<T>, ConstTensorView<T> dy, TensorView<T> dx) {

@@ -1,7 +1,9 @@
 // Sequential<T>: layers applied one after another. build() infers every shape, checks that each
 // layer fits the previous one, initialises the weights and fixes the parameter list; activation
 // and gradient buffers grow to the largest batch seen and are reused after that, so a
-// steady-state training step allocates nothing.
+// steady-state training step allocates nothing. An element-wise layer (ReLU, Sigmoid, Flatten,
+// ...) writes its output over its input's buffer when the layer before it does not need its own
+// output for backward: a model keeps one buffer, not two, per such pair.
 #pragma once
 
 #include <algorithm>
@@ -111,10 +113,15 @@ public:
         return view<T>(current, batch, output_shape());
     }
 
-    // The output of layer `index` from the last forward().
+    // The output of layer `index` from the last forward() -- unless the next layer computed in
+    // place over it (shares_buffer_with_next(index)); the model's output is always kept.
     ConstTensorView<T> activation(Index index) const {
         const Shape shape = layers_.at(static_cast<std::size_t>(index)).output_shape();
-        return view<T>(activations_[static_cast<std::size_t>(index)].data(), batch_, shape);
+        return view<T>(activations_[buffer_of_[static_cast<std::size_t>(index)]].data(), batch_, shape);
+    }
+    bool shares_buffer_with_next(Index index) const {
+        const auto i = static_cast<std::size_t>(index);
+        return i + 1 < buffer_of_.size() && buffer_of_[i + 1] == buffer_of_[i];
     }
 
     // Backpropagates dL/d(output) through the layers of the last forward(); parameter gradients
@@ -231,11 +238,24 @@ private:
                 parameters_.push_back(parameter);
                 parameter_layers_.push_back(static_cast<Index>(i));
             }
-        activations_.assign(layers_.size(), {});
+        plan_buffers();
         grad_a_.clear();
         grad_b_.clear();
         input_data_ = nullptr;
         batch_ = 0;
+    }
+
+    // Which buffer holds each layer's output. An in-place layer shares the buffer of the layer
+    // before it when that layer's backward does not read its output (which is then overwritten);
+    // the first layer never writes over the caller's input.
+    void plan_buffers() {
+        buffer_of_.assign(layers_.size(), 0);
+        std::size_t buffers = 0;
+        for (std::size_t i = 0; i < layers_.size(); ++i) {
+            const bool share = i > 0 && layers_[i].in_place() && !layers_[i - 1].backward_reads_output();
+            buffer_of_[i] = share ? buffer_of_[i - 1] : buffers++;
+        }
+        activations_.assign(buffers, {});
     }
 
     // Grows the buffers to hold `batch` samples; never shrinks them.
@@ -243,7 +263,8 @@ private:
         Index largest = input_shape_.size();
         for (std::size_t i = 0; i < layers_.size(); ++i) {
             const auto needed = static_cast<std::size_t>(batch * layers_[i].output_shape().size());
-            if (activations_[i].size() < needed) activations_[i].resize(needed);
+            std::vector<T>& buffer = activations_[buffer_of_[i]];
+            if (buffer.size() < needed) buffer.resize(needed);
             largest = std::max(largest, layers_[i].output_shape().size());
         }
         const auto needed = static_cast<std::size_t>(batch * largest);
@@ -252,7 +273,7 @@ private:
     }
 
     TensorView<T> activation_view(Index index, Index batch) {
-        return view<T>(activations_[static_cast<std::size_t>(index)].data(), batch,
+        return view<T>(activations_[buffer_of_[static_cast<std::size_t>(index)]].data(), batch,
                        layers_[static_cast<std::size_t>(index)].output_shape());
     }
 
@@ -261,7 +282,8 @@ private:
     bool built_ = false;
     std::vector<Parameter<T>> parameters_;
     std::vector<Index> parameter_layers_;
-    std::vector<std::vector<T>> activations_;
+    std::vector<std::vector<T>> activations_;  // one buffer per group of layers sharing it
+    std::vector<std::size_t> buffer_of_;         // the buffer each layer's output is in
     std::vector<T> grad_a_, grad_b_;
     const T* input_data_ = nullptr;  // the last forward()'s input (the caller's memory)
     Index batch_ = 0;

@@ -126,57 +126,37 @@ public:
 
     bool fused_sigmoid() const { return loss_fuses_with_sigmoid<T>(loss_) && model_.ends_with_sigmoid(); }
 
-    // Applies the optimizer's step; with check_finite, the weights are backed up first and put
-    // back if the step left any of them non-finite (a NaN/Inf gradient, or an update so large it
-    // overflowed). Scanning the weights after the step catches both with one pass.
+    // Applies the optimizer's step. With check_finite the gradients are checked first: a NaN or
+    // infinite gradient stops training before the step, so the weights stay those of the last
+    // good step. The weights are checked after the step as well: an update that overflows (a
+    // learning rate far too high) also stops training -- its weights cannot be taken back
+    // without a copy of every weight at every step, which would cost as much memory as the
+    // weights themselves.
     template <class OptimizerType>
     void step(OptimizerType& optimizer, int epoch, Index batch, bool check_finite) {
         const auto& parameters = model_.parameters();
-        if (!check_finite) {
-            optimizer.step(parameters);
-            return;
-        }
-        Index total = 0;
-        for (const auto& parameter : parameters) total += parameter.size;
-        if (backup_.size() < static_cast<std::size_t>(total)) backup_.resize(static_cast<std::size_t>(total));
-        for_each_parameter([&](const Parameter<T>& parameter, T* saved) {
-            std::copy_n(parameter.value, parameter.size, saved);
-            return true;
-        });
+        if (check_finite && !all_finite_in(&Parameter<T>::grad))
+            throw NumericError(where(epoch, batch) + "the gradient of " + model_.first_nonfinite_gradient() +
+                               " is not finite; the weights of the last good step were kept");
         optimizer.step(parameters);
-        const bool finite = for_each_parameter([](const Parameter<T>& parameter, T*) {
-            return all_finite(parameter.value, parameter.size);
-        });
-        if (finite) return;
-        for_each_parameter([](const Parameter<T>& parameter, T* saved) {
-            std::copy_n(saved, parameter.size, parameter.value);
-            return true;
-        });
-        const std::string layer = model_.first_nonfinite_gradient();
-        throw NumericError(where(epoch, batch) +
-                           (layer.empty() ? std::string("the update made weights non-finite (learning rate too high?)")
-                                          : "the gradient of " + layer + " is not finite") +
-                           "; the weights from before this step were restored");
+        if (check_finite && !all_finite_in(&Parameter<T>::value))
+            throw NumericError(where(epoch, batch) +
+                               "the update made weights non-finite (learning rate too high?); training stopped");
     }
 
 private:
-    // Calls visit(parameter, its slice of backup_) for every parameter, in parallel; true if
-    // every call returned true.
-    template <class Visit> bool for_each_parameter(Visit&& visit) {
+    // Whether every parameter's `field` (value or grad) is free of NaN and infinity; the
+    // parameters are scanned in parallel.
+    bool all_finite_in(T* Parameter<T>::*field) {
         const auto& parameters = model_.parameters();
-        std::vector<char>& results = results_;
-        results.assign(parameters.size(), 1);
-        offsets_.resize(parameters.size());
-        Index offset = 0;
-        for (std::size_t p = 0; p < parameters.size(); ++p) {
-            offsets_[p] = offset;
-            offset += parameters[p].size;
-        }
-        parallel_for(static_cast<Index>(parameters.size()), offset, [&](Index p) {
-            const auto i = static_cast<std::size_t>(p);
-            results[i] = visit(parameters[i], backup_.data() + offsets_[i]) ? 1 : 0;
+        results_.assign(parameters.size(), 1);
+        Index total = 0;
+        for (const auto& parameter : parameters) total += parameter.size;
+        parallel_for(static_cast<Index>(parameters.size()), total, [&](Index p) {
+            const Parameter<T>& parameter = parameters[static_cast<std::size_t>(p)];
+            results_[static_cast<std::size_t>(p)] = all_finite(parameter.*field, parameter.size) ? 1 : 0;
         });
-        return std::all_of(results.begin(), results.end(), [](char ok) { return ok != 0; });
+        return std::all_of(results_.begin(), results_.end(), [](char ok) { return ok != 0; });
     }
 
     static std::string where(int epoch, Index batch) {
@@ -195,8 +175,7 @@ private:
 
     Model& model_;
     const LossType& loss_;
-    std::vector<T> grad_, backup_;
-    std::vector<Index> offsets_;
+    std::vector<T> grad_;
     std::vector<char> results_;
 };
 
