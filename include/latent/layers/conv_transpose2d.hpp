@@ -42,6 +42,7 @@ template <class T = float> class ConvTranspose2D {
 public:
     using Scalar = T;
     static constexpr const char* type_name = "ConvTranspose2D";
+    bool backward_reads_output() const { return false; }  // it reads x and dy: y may be overwritten
 
     // output_padding: none (the default, Keras's None) or a value per axis with 0 <= op < stride.
     ConvTranspose2D(Index filters, Size2 kernel, Size2 stride = 1, Padding padding = Padding::Same,
