@@ -87,6 +87,15 @@ const std::vector<ConvCase> conv_cases = {
     {1, 3, 3, 2, 7, 1, Padding::Same},
     {2, 5, 4, 2, 5, 2, Padding::Same},
     {2, 9, 7, 2, {2, 3}, {3, 2}, Padding::Valid},
+    // Stride 1 with more filters than Conv2D's direct path takes (im2col + GEMM), and stride-1
+    // cases for the direct path over several blocks of positions and wide kernels.
+    {2, 9, 6, 6, 3, 1, Padding::Same},
+    {1, 11, 10, 5, 5, 1, Padding::Valid},
+    {3, 7, 5, 8, {3, 2}, 1, Padding::Same},
+    {3, 28, 28, 1, 3, 1, Padding::Same},
+    {4, 20, 17, 2, 5, 1, Padding::Valid},
+    {2, 9, 13, 3, {1, 5}, 1, Padding::Same},
+    {2, 12, 30, 4, {5, 3}, 1, Padding::Same},
 };
 
 // The same variety for ConvTranspose2D, plus output_padding (op < stride on that axis).
@@ -306,6 +315,21 @@ TEST_CASE("conv2d: gradient check, 3x2 kernel, rectangular strides and stride 3"
     check_conv2d_gradients({2, 9, 6, 2, {3, 2}, {2, 1}, Padding::Same}, 2, 13);
     check_conv2d_gradients({2, 9, 6, 2, {3, 2}, {1, 2}, Padding::Valid}, 2, 14);
     check_conv2d_gradients({2, 10, 7, 2, 3, 3, Padding::Same}, 2, 16);
+}
+
+TEST_CASE("conv2d: gradient check, stride 1 through im2col + GEMM (more filters than the direct path)",
+          "[conv2d][gradcheck]") {
+    REQUIRE_FALSE(Conv2D<double>(Conv2D<double>::max_direct_filters + 1, 3).uses_direct_path());
+    check_conv2d_gradients({2, 7, 5, 5, 3, 1, Padding::Same}, 2, 17);
+    check_conv2d_gradients({2, 9, 6, 6, {3, 2}, 1, Padding::Valid}, 2, 18);
+}
+
+TEST_CASE("conv2d: the direct path serves stride 1 with few filters only", "[conv2d]") {
+    CHECK(Conv2D<float>(1, 3).uses_direct_path());
+    CHECK(Conv2D<float>(Conv2D<float>::max_direct_filters, 5, 1, Padding::Valid).uses_direct_path());
+    CHECK_FALSE(Conv2D<float>(Conv2D<float>::max_direct_filters + 1, 3).uses_direct_path());
+    CHECK_FALSE(Conv2D<float>(1, 3, 2).uses_direct_path());
+    CHECK_FALSE(Conv2D<float>(1, 3, {1, 2}).uses_direct_path());
 }
 
 TEST_CASE("conv2d: gradient check without bias", "[conv2d][gradcheck]") {
@@ -679,6 +703,8 @@ TEST_CASE("conv2d: forward and backward are bit-identical with 1 and 2 threads",
           "[conv2d][threads]") {
     check_thread_independence(Conv2D<float>(5, 3, 2), {3, 13, 11});
     check_thread_independence(Conv2D<float>(4, {3, 2}, 1, Padding::Valid), {2, 9, 8});
+    check_thread_independence(Conv2D<float>(1, 3), {8, 20, 20});  // direct path, split over threads
+    check_thread_independence(Conv2D<float>(6, 3), {8, 20, 20});  // stride 1 through GEMM
 }
 
 TEST_CASE("conv_transpose2d: forward and backward are bit-identical with 1 and 2 threads",
@@ -719,5 +745,6 @@ template <class L> long steady_state_allocations(const L& layer_value, const Sha
 TEST_CASE("conv2d and conv_transpose2d: steady-state calls allocate nothing",
           "[conv2d][conv_transpose2d]") {
     CHECK(steady_state_allocations(Conv2D<float>(4, 3, 2), {3, 9, 7}) == 0);
+    CHECK(steady_state_allocations(Conv2D<float>(2, 3), {3, 9, 7}) == 0);  // direct path
     CHECK(steady_state_allocations(ConvTranspose2D<float>(4, 3, 2), {3, 5, 4}) == 0);
 }

@@ -1,6 +1,9 @@
 // Conv2D: a bank of `filters` kernels of size kh x kw slid over all C input channels, with
 // TensorFlow's "same" / "valid" padding (padding.hpp). Input (N, C, H, W), output (N, F, OH, OW).
 // Lowered to GEMMs: im2col over a chunk of samples, then one product with the weight matrix.
+// A layer with few filters and stride 1 (e.g. the 1-filter output layer of an image
+// autoencoder) convolves directly instead: its product would have only F rows, too few for a
+// GEMM to pay for building C*kh*kw rows of columns (see uses_direct_path).
 #pragma once
 
 #include <algorithm>
@@ -8,17 +11,171 @@
 #include <vector>
 
 #include "../core/gemm.hpp"
+#include "../core/scratch.hpp"
 #include "../core/threading.hpp"
 #include "im2col.hpp"
 #include "layer.hpp"
 #include "padding.hpp"
 
 namespace latent {
+namespace detail {
+
+// ---- Direct convolution (stride 1), for layers with few filters.
+//
+// Images keep their dense (rows x width) layout. Shifting an image by a rows is a constant
+// offset a*width in memory, so a sum of row-shifted images is one contiguous multiply-add per
+// term, which vectorizes along the width; a column shift is not (it would wrap into the
+// neighbouring row). Column shifts are therefore applied on the few-filter side only:
+//   forward      S[f,b] = sum_{c,a} W[f,c,a,b] * (x_c shifted by a rows), then
+//                y_f = bias + sum_b (S[f,b] shifted by b columns)           (F*kw small planes)
+//   backward     Q[f,b] = dy_f shifted by rows and by b columns             (F*kw small planes)
+//                dx_c   = sum_{f,b,a} W[f,c,kh-1-a,kw-1-b] * (Q[f,b] shifted by a rows)
+//                dW[f,c,kh-1-a,kw-1-b] = <x_c, Q[f,b] shifted by a rows>
+// so the C-channel tensors x and dx are read and written in place, without copies.
+
+// `count` planes `size` elements apart, each read at the row shifts 0, pitch, ..., (shifts-1)*pitch.
+template <class T> struct ShiftedPlanes {
+    const T* data;
+    Index count, size, shifts, pitch;
+};
+
+// Positions computed per plane: a multiple of every block size of sum_row_shifted.
+inline Index padded_length(Index positions) { return (positions + 63) / 64 * 64; }
+
+// out[o][p] = sum_{s,a} table[(s*shifts + a)*table_stride + o] * source_s[p + a*pitch] for
+// p < length, stored for p < limit (planes `out_size` apart). The sums of a block of positions
+// stay in registers over all sources and shifts; a block holds 64 sums in all (fewer would
+// leave the FMA units waiting, more would not fit the registers of plain SSE).
+template <class T, int Outputs>
+void sum_row_shifted(const ShiftedPlanes<T>& source, const T* table, Index table_stride, Index length,
+                     Index limit, T* out, Index out_size) {
+    constexpr Index block = Outputs == 1 ? 64 : Outputs == 4 ? 16 : 32;
+    for (Index start = 0; start < length; start += block) {
+        T sums[Outputs][block] = {};
+        const T* weights = table;
+        for (Index s = 0; s < source.count; ++s) {
+            const T* plane = source.data + s * source.size + start;
+            for (Index a = 0; a < source.shifts; ++a, weights += table_stride) {
+                const T* shifted = plane + a * source.pitch;
+                T w[Outputs];
+                for (int o = 0; o < Outputs; ++o) w[o] = weights[o];
+                for (Index i = 0; i < block; ++i) {
+                    const T value = shifted[i];
+                    for (int o = 0; o < Outputs; ++o) sums[o][i] += w[o] * value;
+                }
+            }
+        }
+        // Whole blocks are stored with constant bounds: a variable bound on `sums` would keep it
+        // in memory instead of registers.
+        if (start + block <= limit) {
+            for (int o = 0; o < Outputs; ++o)
+                for (Index i = 0; i < block; ++i) out[o * out_size + start + i] = sums[o][i];
+            continue;
+        }
+        for (int o = 0; o < Outputs; ++o) {
+            T last[block];
+            for (Index i = 0; i < block; ++i) last[i] = sums[o][i];
+            std::copy(last, last + std::clamp<Index>(limit - start, 0, block), out + o * out_size + start);
+        }
+    }
+}
+
+// sum_row_shifted for `outputs` output planes, in groups of up to 4.
+template <class T>
+void sum_row_shifted(Index outputs, const ShiftedPlanes<T>& source, const T* table, Index length,
+                     Index limit, T* out, Index out_size) {
+    for (Index first = 0; first < outputs; first += 4) {
+        const T* group_table = table + first;
+        T* group_out = out + first * out_size;
+        switch (std::min<Index>(outputs - first, 4)) {
+            case 1: sum_row_shifted<T, 1>(source, group_table, outputs, length, limit, group_out, out_size); break;
+            case 2: sum_row_shifted<T, 2>(source, group_table, outputs, length, limit, group_out, out_size); break;
+            case 3: sum_row_shifted<T, 3>(source, group_table, outputs, length, limit, group_out, out_size); break;
+            default: sum_row_shifted<T, 4>(source, group_table, outputs, length, limit, group_out, out_size); break;
+        }
+    }
+}
+
+// result[o] = sum_{p < length} image[p] * operand_o[p]. Each dot keeps `lanes` partial sums
+// (lane i takes the positions p = i mod lanes) and adds them up in a fixed order, so its
+// rounding depends on the shapes alone.
+template <class T, int Outputs>
+void dot_products(const T* image, Index length, const T* const* operands, T* result) {
+    constexpr Index lanes = Outputs <= 2 ? 32 : 16;
+    const T* operand[Outputs];
+    for (int o = 0; o < Outputs; ++o) operand[o] = operands[o];
+    T sums[Outputs][lanes] = {};
+    Index p = 0;
+    for (; p + lanes <= length; p += lanes)
+        for (Index i = 0; i < lanes; ++i) {
+            const T value = image[p + i];
+            for (int o = 0; o < Outputs; ++o) sums[o][i] += value * operand[o][p + i];
+        }
+    for (Index i = 0; p + i < length; ++i)
+        for (int o = 0; o < Outputs; ++o) sums[o][i] += image[p + i] * operand[o][p + i];
+    for (int o = 0; o < Outputs; ++o) {
+        T total = T(0);
+        for (Index i = 0; i < lanes; ++i) total += sums[o][i];
+        result[o] = total;
+    }
+}
+
+// result[s*shifts + a] = <image, source_s shifted by a rows> over `length` positions, for every
+// plane s and shift a, in groups of up to 4 that share the loads of `image`.
+template <class T>
+void shifted_dot_products(const T* image, Index length, const ShiftedPlanes<T>& source, T* result) {
+    const Index total = source.count * source.shifts;
+    for (Index first = 0; first < total; first += 4) {
+        const Index group = std::min<Index>(total - first, 4);
+        const T* operands[4] = {};
+        for (Index k = 0; k < group; ++k) {
+            const Index s = (first + k) / source.shifts, a = (first + k) % source.shifts;
+            operands[k] = source.data + s * source.size + a * source.pitch;
+        }
+        switch (group) {
+            case 1: dot_products<T, 1>(image, length, operands, result + first); break;
+            case 2: dot_products<T, 2>(image, length, operands, result + first); break;
+            case 3: dot_products<T, 3>(image, length, operands, result + first); break;
+            default: dot_products<T, 4>(image, length, operands, result + first); break;
+        }
+    }
+}
+
+// window[j] = image[offset + j] where 0 <= offset + j < image_size, else 0, for j < length.
+template <class T> void copy_window(const T* image, Index image_size, Index offset, Index length, T* window) {
+    const Index first = std::clamp<Index>(-offset, 0, length);
+    const Index last = std::clamp<Index>(image_size - offset, first, length);
+    std::fill_n(window, first, T(0));
+    std::copy(image + offset + first, image + offset + last, window + first);
+    std::fill(window + last, window + length, T(0));
+}
+
+// plane (`size` elements, rows `pitch` long) = zeros, with image (rows x width) placed so that
+// image[r][c] lands at plane[r + top][c + left]; what falls outside the plane's columns
+// [0, pitch) is dropped (left may be negative).
+template <class T>
+void place_shifted(const T* image, Index rows, Index width, Index top, Index left, Index pitch,
+                   Index size, T* plane) {
+    std::fill_n(plane, size, T(0));
+    if (left == 0 && width == pitch) {  // whole rows: one copy
+        std::copy_n(image, rows * width, plane + top * pitch);
+        return;
+    }
+    const Index first = std::max<Index>(0, -left), last = std::min(width, pitch - left);
+    for (Index row = 0; row < rows && first < last; ++row) {
+        const T* from = image + row * width;
+        T* to = plane + (row + top) * pitch + left;
+        for (Index column = first; column < last; ++column) to[column] = from[column];
+    }
+}
+
+}  // namespace detail
 
 template <class T = float> class Conv2D {
 public:
     using Scalar = T;
     static constexpr const char* type_name = "Conv2D";
+    bool backward_reads_output() const { return false; }  // it reads x and dy: y may be overwritten
 
     Conv2D(Index filters, Size2 kernel, Size2 stride = 1, Padding padding = Padding::Same,
            Init init = Init::GlorotUniform, bool use_bias = true)
@@ -65,6 +222,10 @@ public:
     void forward(ConstTensorView<T> x, TensorView<T> y) {
         const ConvGeometry g = conv_geometry(sample_shape<T>(x), kernel_, stride_, padding_);
         const Chunks chunks = conv_chunks(x.dimension(0), g.positions());
+        if (uses_direct_path()) {
+            direct_forward(g, chunks, x, y);
+            return;
+        }
         reserve_scratch(g, chunks);
         parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
             const Index first = chunks.begin(chunk), count = chunks.size(chunk);
@@ -85,10 +246,15 @@ public:
                   TensorView<T> dx) {
         const ConvGeometry g = conv_geometry(sample_shape<T>(x), kernel_, stride_, padding_);
         const Chunks chunks = conv_chunks(x.dimension(0), g.positions());
-        reserve_scratch(g, chunks);
         const Index weight_size = weight_.size();
         detail::grow(partial_weight_, chunks.count() * weight_size);
         detail::grow(partial_bias_, chunks.count() * filters_);
+        if (uses_direct_path()) {
+            direct_backward(g, chunks, x, dy, dx);
+            add_partial_gradients(g, chunks);
+            return;
+        }
+        reserve_scratch(g, chunks);
         parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
             const Index first = chunks.begin(chunk), count = chunks.size(chunk);
             const Index columns = count * g.positions();
@@ -115,13 +281,7 @@ public:
             col2im(g, im2col_buffer, count, dx.data() + first * g.image_size(),
                    phases_.slice(worker));
         });
-        for (Index chunk = 0; chunk < chunks.count(); ++chunk) {
-            grad_weight_ += ConstMatrixView<T>(partial_weight_.data() + chunk * weight_size,
-                                               filters_, g.rows());
-            if (use_bias_)
-                grad_bias_ +=
-                    Eigen::Map<const Vector<T>>(partial_bias_.data() + chunk * filters_, filters_);
-        }
+        add_partial_gradients(g, chunks);
     }
 
     std::vector<Parameter<T>> parameters() {
@@ -162,6 +322,14 @@ public:
     const Matrix<T>& grad_weight() const { return grad_weight_; }
     const Vector<T>& grad_bias() const { return grad_bias_; }
 
+    // True when this layer convolves directly rather than through im2col + GEMM: stride 1 and
+    // at most 4 filters. Measured at 28x28 (C = 32, 3x3, same, batch 128): the direct path is
+    // ~5x faster than the GEMM path for 1 filter, ~2.7x for 4; at 8 filters the GEMM path wins.
+    bool uses_direct_path() const {
+        return stride_.height == 1 && stride_.width == 1 && filters_ <= max_direct_filters;
+    }
+    static constexpr Index max_direct_filters = 4;
+
 private:
     // Multiply-adds of one pass over `batch` samples, which decides whether threads are worth it.
     Index work(const ConvGeometry& g, Index batch) const { return batch * g.positions() * g.rows() * filters_; }
@@ -181,6 +349,188 @@ private:
             gemm_.plan(g.rows(), chunk_columns, filters_);  // column gradients
         }
         gemm_.reserve(workers);
+    }
+
+    // The chunks' partial dW and db, added to the gradients in chunk order.
+    void add_partial_gradients(const ConvGeometry& g, const Chunks& chunks) {
+        const Index weight_size = weight_.size();
+        for (Index chunk = 0; chunk < chunks.count(); ++chunk) {
+            grad_weight_ += ConstMatrixView<T>(partial_weight_.data() + chunk * weight_size,
+                                               filters_, g.rows());
+            if (use_bias_)
+                grad_bias_ +=
+                    Eigen::Map<const Vector<T>>(partial_bias_.data() + chunk * filters_, filters_);
+        }
+    }
+
+    // ---- Direct path (uses_direct_path); see "Direct convolution" in detail above.
+
+    // Plane sizes of the direct path. All planes have rows W long (the input's width).
+    //
+    // The forward reads x as if padded with pad_top zero rows before it and zeros after it. The
+    // output positions whose reads all fall inside x -- from row pad_top on, in whole blocks --
+    // read x where it lies; only the first pad_top rows and the rest after the last whole block
+    // read small zero-padded copies ("windows") of each channel.
+    struct DirectLayout {
+        Index sum_length;       // positions of an S plane: OH*W rounded up to a whole block
+        Index lead;             // pad_top*W: where x starts in the padded plane
+        Index interior_length;  // positions from `lead` on that read x in place (whole blocks)
+        Index top_length, top_size;        // positions [0, lead) and their window
+        Index bottom_start, bottom_length, bottom_size;  // positions [bottom_start, OH*W), window
+        Index grad_length;  // positions of a dx plane computed: H*W rounded up to a whole block
+        Index grad_size;    // a Q plane (dy shifted), with the rows its row shifts read
+    };
+
+    DirectLayout direct_layout(const ConvGeometry& g) const {
+        const Index width = g.input_width, reach = (kernel_.height - 1) * width;  // of the row shifts
+        auto window_size = [reach](Index length) { return length == 0 ? 0 : (length + reach + 15) / 16 * 16; };
+        DirectLayout layout{};
+        layout.sum_length = detail::padded_length(g.output_height * width);
+        layout.lead = g.pad_top * width;
+        layout.interior_length = std::max<Index>(g.input_height * width - reach, 0) / 64 * 64;
+        layout.top_length = detail::padded_length(layout.lead);
+        layout.top_size = window_size(layout.top_length);
+        layout.bottom_start = layout.lead + layout.interior_length;
+        layout.bottom_length = detail::padded_length(g.output_height * width - layout.bottom_start);
+        layout.bottom_size = window_size(layout.bottom_length);
+        layout.grad_length = detail::padded_length(g.input_height * width);
+        layout.grad_size = window_size(layout.grad_length);
+        return layout;
+    }
+
+    // Per-worker buffers of the direct path: columns_ holds one sample's windows, products_ the
+    // S planes (forward) or the tap sums of dW (backward), phases_ the Q planes.
+    void reserve_direct_scratch(const ConvGeometry& g, const Chunks& chunks, const DirectLayout& layout) {
+        const Index workers = std::min<Index>(num_threads(), std::max<Index>(chunks.count(), 1));
+        const Index shifted_planes = filters_ * kernel_.width;
+        columns_.reserve(workers, g.channels * (layout.top_size + layout.bottom_size));
+        products_.reserve(workers, std::max(shifted_planes * layout.sum_length, shifted_planes * kernel_.height));
+        phases_.reserve(workers, shifted_planes * layout.grad_size);
+    }
+
+    // weight_table_[(c*kh + a)*F*kw + f*kw + b] = W[f,c,a,b]: the forward's weights per source
+    // row shift (c, a), for the F*kw S planes.
+    void fill_forward_table(const ConvGeometry& g) {
+        const Index kh = kernel_.height, kw = kernel_.width;
+        detail::grow(weight_table_, weight_.size());
+        for (Index c = 0; c < g.channels; ++c)
+            for (Index a = 0; a < kh; ++a)
+                for (Index f = 0; f < filters_; ++f)
+                    for (Index b = 0; b < kw; ++b)
+                        weight_table_[static_cast<std::size_t>(((c * kh + a) * filters_ + f) * kw + b)] =
+                            weight_(f, (c * kh + a) * kw + b);
+    }
+
+    // weight_table_[((f*kw + b)*kh + a)*C + c] = W[f,c,kh-1-a,kw-1-b]: the input gradient's
+    // weights per Q plane (f, b) and row shift a, for the C planes of dx.
+    void fill_input_grad_table(const ConvGeometry& g) {
+        const Index kh = kernel_.height, kw = kernel_.width;
+        detail::grow(weight_table_, weight_.size());
+        for (Index f = 0; f < filters_; ++f)
+            for (Index b = 0; b < kw; ++b)
+                for (Index a = 0; a < kh; ++a)
+                    for (Index c = 0; c < g.channels; ++c)
+                        weight_table_[static_cast<std::size_t>(((f * kw + b) * kh + a) * g.channels + c)] =
+                            weight_(f, (c * kh + kh - 1 - a) * kw + kw - 1 - b);
+    }
+
+    // forward, direct: S[f,b] = sum_{c,a} W[f,c,a,b] * xpad_c shifted by a rows    (xpad: pad_top zero rows first)
+    //                  y[f,oy,ox] = b[f] + sum_b S[f,b][oy, ox + b - pad_left]      (0 outside S's columns)
+    void direct_forward(const ConvGeometry& g, const Chunks& chunks, ConstTensorView<T> x, TensorView<T> y) {
+        const DirectLayout layout = direct_layout(g);
+        reserve_direct_scratch(g, chunks, layout);
+        fill_forward_table(g);
+        const Index width = g.input_width, plane = g.input_height * width, sums = filters_ * kernel_.width;
+        const Index positions = g.output_height * width;
+        parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
+            T* top = columns_.slice(worker);
+            T* bottom = top + g.channels * layout.top_size;
+            T* sum_planes = products_.slice(worker);
+            // S positions [first, first + length) from planes whose element 0 is xpad[first].
+            auto sum_part = [&](const T* planes, Index plane_size, Index first, Index length, Index limit) {
+                const detail::ShiftedPlanes<T> source{planes, g.channels, plane_size, kernel_.height, width};
+                detail::sum_row_shifted(sums, source, weight_table_.data(), length, limit, sum_planes + first,
+                                        layout.sum_length);
+            };
+            const Index end = chunks.begin(chunk) + chunks.size(chunk);
+            for (Index n = chunks.begin(chunk); n < end; ++n) {
+                const T* image = x.data() + n * g.image_size();
+                for (Index c = 0; c < g.channels; ++c) {
+                    detail::copy_window(image + c * plane, plane, -layout.lead, layout.top_size,
+                                        top + c * layout.top_size);
+                    detail::copy_window(image + c * plane, plane, layout.bottom_start - layout.lead,
+                                        layout.bottom_size, bottom + c * layout.bottom_size);
+                }
+                sum_part(top, layout.top_size, 0, layout.top_length, layout.lead);
+                sum_part(image, plane, layout.lead, layout.interior_length, layout.interior_length);
+                sum_part(bottom, layout.bottom_size, layout.bottom_start, layout.bottom_length,
+                         positions - layout.bottom_start);
+                for (Index f = 0; f < filters_; ++f)
+                    add_column_shifted(g, sum_planes + f * kernel_.width * layout.sum_length, layout.sum_length,
+                                       use_bias_ ? bias_(f) : T(0),
+                                       y.data() + (n * filters_ + f) * g.positions());
+            }
+        });
+    }
+
+    // out[oy, ox] = offset + sum_b sums_b[oy, ox + b - pad_left], the terms outside the kw planes'
+    // W columns left out; added plane by plane (b = 0, 1, ...) so each pass vectorizes.
+    void add_column_shifted(const ConvGeometry& g, const T* sums, Index sum_size, T offset, T* out) const {
+        const Index width = g.input_width, out_width = g.output_width;
+        for (Index oy = 0; oy < g.output_height; ++oy, out += out_width) {
+            std::fill_n(out, out_width, offset);
+            for (Index b = 0; b < kernel_.width; ++b) {
+                const Index shift = b - g.pad_left;
+                const Index first = std::max<Index>(0, -shift), last = std::min(out_width, width - shift);
+                const T* row = sums + b * sum_size + oy * width + shift;
+                for (Index ox = first; ox < last; ++ox) out[ox] += row[ox];
+            }
+        }
+    }
+
+    // backward, direct: Q[f,b] = dy_f placed at row kh-1-pad_top, column kw-1-pad_left-b   (rows W long)
+    //   dW[f,c,kh-1-a,kw-1-b] += <x_c, Q[f,b] shifted by a rows>   (x[iy,ix] meets dy[iy+pt-ki, ix+pl-kj])
+    //   dx_c = sum_{f,b,a} W[f,c,kh-1-a,kw-1-b] * Q[f,b] shifted by a rows;   db[f] += sum of dy_f
+    void direct_backward(const ConvGeometry& g, const Chunks& chunks, ConstTensorView<T> x,
+                         ConstTensorView<T> dy, TensorView<T> dx) {
+        const DirectLayout layout = direct_layout(g);
+        reserve_direct_scratch(g, chunks, layout);
+        if (dx.data() != nullptr) fill_input_grad_table(g);
+        const Index kh = kernel_.height, kw = kernel_.width, width = g.input_width;
+        const Index plane = g.input_height * width, positions = g.positions(), weight_size = weight_.size();
+        parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
+            T* chunk_grad_weight = partial_weight_.data() + chunk * weight_size;
+            T* chunk_grad_bias = partial_bias_.data() + chunk * filters_;
+            std::fill_n(chunk_grad_weight, weight_size, T(0));
+            std::fill_n(chunk_grad_bias, filters_, T(0));
+            T* shifted = phases_.slice(worker);
+            T* tap_sums = products_.slice(worker);
+            const detail::ShiftedPlanes<T> grad{shifted, filters_ * kw, layout.grad_size, kh, width};
+            const Index end = chunks.begin(chunk) + chunks.size(chunk);
+            for (Index n = chunks.begin(chunk); n < end; ++n) {
+                const T* grad_out = dy.data() + n * filters_ * positions;
+                for (Index f = 0; f < filters_; ++f)
+                    for (Index b = 0; b < kw; ++b)
+                        detail::place_shifted(grad_out + f * positions, g.output_height, g.output_width,
+                                              kh - 1 - g.pad_top, kw - 1 - g.pad_left - b, width,
+                                              layout.grad_size, shifted + (f * kw + b) * layout.grad_size);
+                const T* image = x.data() + n * g.image_size();
+                for (Index c = 0; c < g.channels; ++c) {
+                    detail::shifted_dot_products(image + c * plane, plane, grad, tap_sums);
+                    for (Index f = 0; f < filters_; ++f)
+                        for (Index b = 0; b < kw; ++b)
+                            for (Index a = 0; a < kh; ++a)
+                                chunk_grad_weight[f * g.rows() + (c * kh + kh - 1 - a) * kw + kw - 1 - b] +=
+                                    tap_sums[(f * kw + b) * kh + a];
+                }
+                if (use_bias_)
+                    for (Index f = 0; f < filters_; ++f)
+                        chunk_grad_bias[f] += detail::ordered_sum(grad_out + f * positions, positions);
+                if (dx.data() != nullptr)
+                    detail::sum_row_shifted(g.channels, grad, weight_table_.data(), layout.grad_length, plane,
+                                            dx.data() + n * g.image_size(), plane);
+            }
+        });
     }
 
     // (F, S*P) product -> S samples of (F, P) in NCHW, plus the bias.
@@ -214,6 +564,7 @@ private:
     detail::WorkerBuffers<T> columns_, products_, phases_;
     GemmScratch<T> gemm_;
     std::vector<T> partial_weight_, partial_bias_;  // one slice per chunk
+    std::vector<T> weight_table_;                    // direct path: W rearranged per pass
 };
 
 }  // namespace latent
