@@ -237,6 +237,41 @@ TEST_CASE("max_pool2d: gradient checks, pool 2 and 3, stride 1 and 2, same and v
     }
 }
 
+TEMPLATE_TEST_CASE("max_pool2d: the 2x2 stride-2 fast path matches plain loops, ties and odd sizes included",
+                   "[max_pool2d]", float, double) {
+    // Values from a set of 4 make ties common; the reference scans each window in row-major
+    // order, keeps the first strict maximum and routes dy there.
+    for (const Padding padding : {Padding::Same, Padding::Valid})
+        for (const Shape& input : {Shape{3, 7, 5}, Shape{2, 8, 6}, Shape{1, 1, 3}, Shape{2, 28, 28}}) {
+            if (padding == Padding::Valid && input.height < 2) continue;
+            Tensor<TestType> x = make_tensor<TestType>(3, input);
+            Rng rng(static_cast<std::uint64_t>(input.height * 10 + input.width));
+            for (Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<TestType>(rng.below(4));
+            Layer<TestType> layer = MaxPool2D<TestType>(2, 2, padding);
+            const Tensor<TestType> y = run_forward(layer, x);
+            const Tensor<TestType> dy = test::random_tensor<TestType>(3, layer.output_shape(), 5);
+            const Tensor<TestType> dx = run_backward(layer, x, y, dy);
+            Tensor<TestType> expected_dx = make_tensor<TestType>(3, input);
+            expected_dx.setZero();
+            bool all_match = y.dimension(2) == (input.height + (padding == Padding::Same)) / 2 &&
+                             y.dimension(3) == (input.width + (padding == Padding::Same)) / 2;
+            for (Index n = 0; n < 3; ++n)
+                for (Index c = 0; c < input.channels; ++c)
+                    for (Index oh = 0; oh < y.dimension(2); ++oh)
+                        for (Index ow = 0; ow < y.dimension(3); ++ow) {
+                            Index best_h = 2 * oh, best_w = 2 * ow;
+                            for (Index h = 2 * oh; h < std::min(2 * oh + 2, input.height); ++h)
+                                for (Index w = 2 * ow; w < std::min(2 * ow + 2, input.width); ++w)
+                                    if (x(n, c, h, w) > x(n, c, best_h, best_w)) best_h = h, best_w = w;
+                            all_match = all_match && y(n, c, oh, ow) == x(n, c, best_h, best_w);
+                            expected_dx(n, c, best_h, best_w) = dy(n, c, oh, ow);
+                        }
+            INFO("input " << input.str() << (padding == Padding::Same ? " same" : " valid"));
+            CHECK(all_match);
+            CHECK(bit_identical(dx, expected_dx));
+        }
+}
+
 // --------------------------------------------------------------------------------- UpSample2D
 
 TEMPLATE_TEST_CASE("upsample2d: nearest repeats each pixel into an fh x fw block, backward sums it",

@@ -2,9 +2,12 @@
 // x is (N, C, H, W), y is (N, C, OH, OW) with OH, OW from window_output_size (TensorFlow rules).
 // Same padding pads with -infinity, so padded cells never win; Valid needs the pool to fit.
 // Keras's MaxPooling2D defaults apply: stride = pool, padding = "valid".
+// The common 2x2 pool with stride 2 has a branch-free fast path that records each window's
+// arg-max as a one-byte code (see forward_plane_2x2).
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -18,6 +21,7 @@ template <class T = float> class MaxPool2D {
 public:
     using Scalar = T;
     static constexpr const char* type_name = "MaxPool2D";
+    bool backward_reads_output() const { return false; }  // it reads the recorded arg-max and dy
 
     // A stride of 0 (along an axis) means "the pool size", as in Keras.
     explicit MaxPool2D(Size2 pool, Size2 stride = 0, Padding padding = Padding::Valid)
@@ -45,13 +49,18 @@ public:
     //          (cells outside x are -inf); argmax_ keeps where the first maximum was found.
     void forward(ConstTensorView<T> x, TensorView<T> y) {
         const Geometry geometry = geometry_of(x);
-        argmax_.resize(static_cast<std::size_t>(geometry.planes * geometry.output_plane));
+        const auto cells = static_cast<std::size_t>(geometry.planes * geometry.output_plane);
+        if (is_2x2()) window_codes_.resize(cells);
+        else argmax_.resize(cells);
+        last_ = geometry;
         const Chunks chunks = plane_chunks(geometry);
         parallel_for(chunks.count(), geometry.planes * geometry.output_plane * pool_.height * pool_.width,
                      [&](Index chunk) {
             const Index end = chunks.begin(chunk) + chunks.size(chunk);
-            for (Index plane = chunks.begin(chunk); plane < end; ++plane)
-                forward_plane(geometry, plane, x.data(), y.data());
+            for (Index plane = chunks.begin(chunk); plane < end; ++plane) {
+                if (is_2x2()) forward_plane_2x2(geometry, plane, x.data(), y.data());
+                else forward_plane(geometry, plane, x.data(), y.data());
+            }
         });
     }
 
@@ -61,17 +70,20 @@ public:
     void backward(ConstTensorView<T> x, ConstTensorView<T>, ConstTensorView<T> dy, TensorView<T> dx) {
         if (dx.data() == nullptr) return;
         const Geometry geometry = geometry_of(x);
-        if (static_cast<Index>(argmax_.size()) != geometry.planes * geometry.output_plane)
+        const std::size_t recorded = is_2x2() ? window_codes_.size() : argmax_.size();
+        if (static_cast<Index>(recorded) != geometry.planes * geometry.output_plane)
             throw ShapeError("MaxPool2D backward: the last forward saw a different batch (" +
-                             std::to_string(argmax_.size()) + " output cells recorded, " +
+                             std::to_string(recorded) + " output cells recorded, " +
                              std::to_string(geometry.planes * geometry.output_plane) +
                              " expected); call forward on the same input first");
         const Chunks chunks = plane_chunks(geometry);
         parallel_for(chunks.count(), geometry.planes * geometry.output_plane * pool_.height * pool_.width,
                      [&](Index chunk) {
             const Index end = chunks.begin(chunk) + chunks.size(chunk);
-            for (Index plane = chunks.begin(chunk); plane < end; ++plane)
-                backward_plane(geometry, plane, dy.data(), dx.data());
+            for (Index plane = chunks.begin(chunk); plane < end; ++plane) {
+                if (is_2x2()) backward_plane_2x2(geometry, plane, dy.data(), dx.data());
+                else backward_plane(geometry, plane, dy.data(), dx.data());
+            }
         });
     }
 
@@ -93,7 +105,11 @@ public:
     const Size2& stride() const { return stride_; }
     Padding padding() const { return padding_; }
     // Flat index, within its input sample, of the input value each output cell took (last forward).
-    const std::vector<Index>& argmax() const { return argmax_; }
+    // The 2x2 fast path records window codes instead; the indices are then derived on this call.
+    const std::vector<Index>& argmax() const {
+        if (is_2x2()) argmax_from_codes();
+        return argmax_;
+    }
 
 private:
     // Sizes of one forward/backward call; a "plane" is one channel of one sample.
@@ -103,6 +119,10 @@ private:
         Index input_plane;   // H * W
         Index output_plane;  // OH * OW
     };
+
+    // A 2x2 pool with stride 2: windows never overlap and, with either padding, start at
+    // (2*oh, 2*ow) (Same pads only after an odd size, which clips the last window).
+    bool is_2x2() const { return pool_ == Size2(2) && stride_ == Size2(2); }
 
     Index out_size(Index in, Index pool, Index stride) const {
         return window_output_size(in, pool, stride, padding_);
@@ -157,6 +177,73 @@ private:
         }
     }
 
+    // One plane of the 2x2 forward: y = max(a, b, c, d) of each window
+    //     a b      with code = 0, 1, 2, 3 for the first maximum in that (row-major) order,
+    //     c d      exactly the generic loop's strict '>' scan.
+    // A window clipped by an odd size reads its missing column (row) as a copy of the one it has,
+    // which a strict '>' never picks: the code stays within the window.
+    void forward_plane_2x2(const Geometry& g, Index plane, const T* x, T* y) {
+        const T* in = x + plane * g.input_plane;
+        T* out = y + plane * g.output_plane;
+        std::uint8_t* codes = window_codes_.data() + plane * g.output_plane;
+        const Index full_w = g.in_w / 2;
+        for (Index oh = 0; oh < g.out_h; ++oh, out += g.out_w, codes += g.out_w) {
+            const T* top = in + 2 * oh * g.in_w;
+            const T* bottom = 2 * oh + 1 < g.in_h ? top + g.in_w : top;
+            for (Index ow = 0; ow < full_w; ++ow)
+                max_of_window(top[2 * ow], top[2 * ow + 1], bottom[2 * ow], bottom[2 * ow + 1], out[ow],
+                              codes[ow]);
+            if (full_w < g.out_w)  // Same on an odd width: the last window has one column
+                max_of_window(top[2 * full_w], top[2 * full_w], bottom[2 * full_w], bottom[2 * full_w],
+                              out[full_w], codes[full_w]);
+        }
+    }
+
+    // The scan without branches (a random input makes every branch a coin toss): the maximum
+    // as selects the compiler turns into max instructions, the code as integer arithmetic.
+    static void max_of_window(T a, T b, T c, T d, T& best, std::uint8_t& code) {
+        T value = a;
+        int where = 0;
+        int greater = b > value;
+        value = b > value ? b : value;
+        where += greater * (1 - where);
+        greater = c > value;
+        value = c > value ? c : value;
+        where += greater * (2 - where);
+        greater = d > value;
+        value = d > value ? d : value;
+        where += greater * (3 - where);
+        best = value;
+        code = static_cast<std::uint8_t>(where);
+    }
+
+    // One plane of the 2x2 backward: dx = 0, then each window's dy lands on the cell its code
+    // names (windows do not overlap, so no sums).
+    void backward_plane_2x2(const Geometry& g, Index plane, const T* dy, T* dx) const {
+        const T* grad_out = dy + plane * g.output_plane;
+        const std::uint8_t* codes = window_codes_.data() + plane * g.output_plane;
+        T* grad_in = dx + plane * g.input_plane;
+        std::fill_n(grad_in, g.input_plane, T(0));
+        const Index offset[4] = {0, 1, g.in_w, g.in_w + 1};  // of the code's cell from the window's
+        for (Index oh = 0; oh < g.out_h; ++oh, grad_out += g.out_w, codes += g.out_w) {
+            T* window = grad_in + 2 * oh * g.in_w;
+            for (Index ow = 0; ow < g.out_w; ++ow) window[2 * ow + offset[codes[ow]]] = grad_out[ow];
+        }
+    }
+
+    // argmax_ from the window codes of the last 2x2 forward.
+    void argmax_from_codes() const {
+        const Geometry& g = last_;
+        argmax_.resize(window_codes_.size());
+        for (std::size_t cell = 0; cell < window_codes_.size(); ++cell) {
+            const auto index = static_cast<Index>(cell);
+            const Index plane = index / std::max<Index>(g.output_plane, 1);
+            const Index oh = index % g.output_plane / g.out_w, ow = index % g.out_w;
+            const Index code = window_codes_[cell];
+            argmax_[cell] = (plane % g.channels) * g.input_plane + (2 * oh + code / 2) * g.in_w + 2 * ow + code % 2;
+        }
+    }
+
     // One plane of the backward: the argmax indices of a plane all point into the same plane.
     void backward_plane(const Geometry& g, Index plane, const T* dy, T* dx) const {
         const Index sample = plane / g.channels;
@@ -170,7 +257,11 @@ private:
     Size2 pool_;
     Size2 stride_;
     Padding padding_;
-    std::vector<Index> argmax_;  // one per output cell of the last forward; capacity is kept
+    // One per output cell of the last forward (capacity is kept): the input's flat index within
+    // its sample, or for the 2x2 path a window code (argmax_ is then filled only by argmax()).
+    mutable std::vector<Index> argmax_;
+    std::vector<std::uint8_t> window_codes_;
+    Geometry last_{};  // of the last forward
 };
 
 }  // namespace latent
