@@ -37,6 +37,35 @@ TEST_CASE("dense: GEMM forward matches plain loops", "[dense]") {
     CHECK(test::max_abs_difference(y, expected) < 1e-12);
 }
 
+TEST_CASE("dense: small batches (column blocks) and large ones (row chunks) match plain loops, "
+          "forward and backward", "[dense]") {
+    // Below 64 rows the products split by blocks of output columns, from 64 on by rows.
+    REQUIRE(Dense<double>::splits_columns(63));
+    REQUIRE_FALSE(Dense<double>::splits_columns(64));
+    for (const Index batch : {Index(5), Index(63), Index(64), Index(130)}) {
+        Layer<double> layer = Dense<double>(150);
+        Rng rng(7);
+        layer.build({3, 10, 3}, rng);
+        auto* dense = layer.get<Dense<double>>();
+        for (Index u = 0; u < 150; ++u) dense->bias()(u) = rng.uniform(-1, 1);
+        const Tensor<double> x = test::random_tensor<double>(batch, {3, 10, 3}, 8);
+        const Tensor<double> dy = test::random_tensor<double>(batch, {150, 1, 1}, 9);
+        Tensor<double> y = make_tensor<double>(batch, {150, 1, 1});
+        Tensor<double> dx = make_tensor<double>(batch, {3, 10, 3});
+        layer.forward(view(x), view(y));
+        layer.backward(x, y, dy, dx);
+        const Eigen::Map<const Matrix<double>> input(x.data(), batch, 90), grad_output(dy.data(), batch, 150);
+        const Matrix<double> expected_dx = grad_output * dense->weight();
+        const Matrix<double> expected_grad_weight = grad_output.transpose() * input;
+        const Vector<double> expected_grad_bias = grad_output.colwise().sum().transpose();
+        INFO("batch " << batch);
+        CHECK(test::max_abs_difference(y, dense_reference(x, dense->weight(), dense->bias())) < 1e-12);
+        CHECK((Eigen::Map<const Matrix<double>>(dx.data(), batch, 90) - expected_dx).cwiseAbs().maxCoeff() < 1e-12);
+        CHECK((dense->grad_weight() - expected_grad_weight).cwiseAbs().maxCoeff() < 1e-11);
+        CHECK((dense->grad_bias() - expected_grad_bias).cwiseAbs().maxCoeff() < 1e-11);
+    }
+}
+
 TEST_CASE("dense: gradient check (input, weight, bias)", "[dense][gradcheck]") {
     Layer<double> layer = Dense<double>(5);
     const auto result =

@@ -2,6 +2,7 @@
 // Input (N, C, H, W) is read as an (N, C*H*W) matrix; output is (N, units, 1, 1).
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@ template <class T = float> class Dense {
 public:
     using Scalar = T;
     static constexpr const char* type_name = "Dense";
+    bool backward_reads_output() const { return false; }  // it reads x and dy: y may be overwritten
 
     explicit Dense(Index units, Init init = Init::GlorotUniform, bool use_bias = true)
         : units_(units), init_(init), use_bias_(use_bias) {
@@ -38,12 +40,23 @@ public:
     }
 
     // forward: y[n, u] = sum_i x[n, i] * W[u, i] + b[u]            (Y = X W^T + b)
-    // GEMM over chunks of rows; a row's result never depends on how many threads run.
+    // GEMM over chunks of rows, or for a small batch over blocks of units (see splits_columns);
+    // an output's value never depends on how many threads run.
     void forward(ConstTensorView<T> x, TensorView<T> y) {
         const ConstMatrixView<T> input = as_matrix<T>(x);
         MatrixView<T> output = as_matrix<T>(y);
         const Chunks rows = row_chunks(input.rows());
         reserve_gemm(rows, input.cols());
+        if (splits_columns(input.rows())) {
+            const Chunks blocks = column_chunks(units_);
+            parallel_for(blocks.count(), input.rows() * units_ * input.cols(), [&](Index block, int worker) {
+                const Index first = blocks.begin(block), count = blocks.size(block);
+                auto out = output.middleCols(first, count);
+                gemm_.multiply(worker, out, input, weight_.middleRows(first, count).transpose());
+                if (use_bias_) out.rowwise() += bias_.segment(first, count).transpose();
+            });
+            return;
+        }
         parallel_for(rows.count(), input.rows() * units_ * input.cols(), [&](Index chunk, int worker) {
             const Index first = rows.begin(chunk), count = rows.size(chunk);
             auto out = output.middleRows(first, count);
@@ -72,6 +85,15 @@ public:
         });
         if (dx.data() == nullptr) return;
         MatrixView<T> grad_input = as_matrix<T>(dx);
+        if (splits_columns(input.rows())) {  // by blocks of dX's columns, each over the whole batch
+            const Chunks blocks = column_chunks(input.cols());
+            parallel_for(blocks.count(), input.rows() * units_ * input.cols(), [&](Index block, int worker) {
+                const Index first = blocks.begin(block), count = blocks.size(block);
+                gemm_.multiply(worker, grad_input.middleCols(first, count), grad_output,
+                               weight_.middleCols(first, count));
+            });
+            return;
+        }
         parallel_for(rows.count(), input.rows() * units_ * input.cols(), [&](Index chunk, int worker) {
             const Index first = rows.begin(chunk), count = rows.size(chunk);
             gemm_.multiply(worker, grad_input.middleRows(first, count), grad_output.middleRows(first, count),
@@ -102,22 +124,41 @@ public:
     const Matrix<T>& grad_weight() const { return grad_weight_; }
     const Vector<T>& grad_bias() const { return grad_bias_; }
 
+    // True when the forward and the input gradient split their products by blocks of output
+    // columns instead of by rows: for a batch under 64 rows. Row chunks would then be a few rows
+    // each, and every chunk's GEMM would pack the whole weight matrix again (16 rows x 16384 ->
+    // 300: 4 packings of 4.9M weights for 4 rows each); column blocks pack each weight once.
+    static bool splits_columns(Index rows) { return rows < 64; }
+
 private:
     // Up to 64 rows per GEMM, and at least 4 chunks for batches of 8 or more.
     static Chunks row_chunks(Index rows) { return batch_chunks(rows, 1, 64, 4); }
-    // Weight-gradient rows per GEMM: each block sums over the whole batch.
-    Chunks unit_chunks() const { return Chunks{units_, 32}; }
+    // Column blocks of a small batch's products: 8 for two threads to share, of 64 columns or more.
+    static Chunks column_chunks(Index columns) { return Chunks{columns, std::max<Index>(64, (columns + 7) / 8)}; }
+    // Weight-gradient rows per GEMM: each block sums over the whole batch. At least 32 rows, and
+    // at most 8 blocks: a product's fixed costs (packing the batch's inputs) are paid per block.
+    Chunks unit_chunks() const { return Chunks{units_, std::max<Index>(32, (units_ + 7) / 8)}; }
 
     // Workspace for every product forward and backward run on this batch size.
     void reserve_gemm(const Chunks& rows, Index inputs) {
-        for (Index count : {rows.chunk_size, rows.size(rows.count() - 1)}) {
-            gemm_.plan(count, units_, inputs);   // forward
-            gemm_.plan(count, inputs, units_);   // input gradient
+        Index chunks = rows.count();
+        if (splits_columns(rows.total)) {
+            const Chunks unit_blocks = column_chunks(units_), input_blocks = column_chunks(inputs);
+            for (Index count : {unit_blocks.chunk_size, unit_blocks.size(unit_blocks.count() - 1)})
+                gemm_.plan(rows.total, count, inputs);  // forward
+            for (Index count : {input_blocks.chunk_size, input_blocks.size(input_blocks.count() - 1)})
+                gemm_.plan(rows.total, count, units_);  // input gradient
+            chunks = std::max(unit_blocks.count(), input_blocks.count());
+        } else {
+            for (Index count : {rows.chunk_size, rows.size(rows.count() - 1)}) {
+                gemm_.plan(count, units_, inputs);  // forward
+                gemm_.plan(count, inputs, units_);  // input gradient
+            }
         }
         const Chunks units = unit_chunks();
         for (Index count : {units.chunk_size, units.size(units.count() - 1)})
             gemm_.plan(count, inputs, rows.total);  // weight gradient
-        gemm_.reserve(std::min<Index>(num_threads(), std::max(rows.count(), units.count())));
+        gemm_.reserve(std::min<Index>(num_threads(), std::max(chunks, units.count())));
     }
 
     Index units_;
