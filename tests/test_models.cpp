@@ -181,17 +181,21 @@ TEST_CASE("autoencoder: a decoder that does not give back the input shape is rej
 }
 
 TEST_CASE("sequential: in-place layers share buffers and give the same forward and backward", "[models]") {
-    // Reshape and Sigmoid can write over their input; Dense's backward reads its input only, but
-    // says nothing about its output, so nothing shares Dense's buffer.
-    Sequential<double> model{Dense<double>(6), Reshape<double>({2, 3, 1}), Sigmoid<double>(), Flatten<double>(),
+    // Element-wise layers (activations, Reshape, Flatten) write over their input when the layer
+    // before never reads its own output in backward (Conv2D, MaxPool2D, UpSample2D, Dense,
+    // Reshape, Identity); an activation that reads its output (Sigmoid, Tanh) keeps its own.
+    Sequential<double> model{Conv2D<double>(3, 3), ReLU<double>(), MaxPool2D<double>(2), Sigmoid<double>(),
+                             UpSample2D<double>(2), Tanh<double>(), Flatten<double>(), Dense<double>(6),
+                             Reshape<double>({2, 3, 1}), Sigmoid<double>(), Flatten<double>(),
                              Dense<double>(3), Identity<double>(), Tanh<double>()};
-    model.build({4, 1, 1}, 3);
-    CHECK_FALSE(model.shares_buffer_with_next(0));  // Dense -> Reshape: Dense does not say
-    CHECK(model.shares_buffer_with_next(1));        // Reshape -> Sigmoid: Reshape never reads y
-    CHECK_FALSE(model.shares_buffer_with_next(2));  // Sigmoid -> Flatten: Sigmoid's backward reads y
-    CHECK_FALSE(model.shares_buffer_with_next(4));  // Dense -> Identity
-    CHECK(model.shares_buffer_with_next(5));        // Identity -> Tanh
-    const Tensor<double> x = test::random_tensor<double>(5, {4, 1, 1}, 4);
+    model.build({2, 6, 4}, 3);
+    const std::vector<bool> expected_sharing{true,  false, true,  false, true, false, false,
+                                             true,  true,  false, false, true, true};
+    for (std::size_t i = 0; i < expected_sharing.size(); ++i) {
+        INFO("layer " << i << " (" << model.layer(static_cast<Index>(i)).type() << ")");
+        CHECK(model.shares_buffer_with_next(static_cast<Index>(i)) == expected_sharing[i]);
+    }
+    const Tensor<double> x = test::random_tensor<double>(5, {2, 6, 4}, 4);
     const Tensor<double> dy = test::random_tensor<double>(5, {3, 1, 1}, 5);
     // Reference: every layer on its own tensors.
     std::vector<Tensor<double>> outputs{x};
