@@ -14,8 +14,8 @@
 //   std::vector<Parameter<T>> parameters();     // value + gradient views, stable after build
 //   Config config() const;  static L from_config(const Config&);   // for save/load
 //   void set_training(bool training);           // layers that differ at training time
-//   bool in_place() const;                // true: forward may write y over x (the same memory),
-//                                         // and backward then still works (it reads y, not x)
+//   bool in_place() const;                // true: forward may write y over x and backward dx
+//                                         // over dy (the same memory); backward reads y, not x
 //   bool backward_reads_output() const;   // false: backward never reads y (default: true)
 // A model uses these to let element-wise layers overwrite their input's buffer instead of
 // keeping a copy of every activation: legal when the layer before does not need its output.

@@ -30,7 +30,7 @@ public:
 
     // backward: dx[n, c, h, w] = dy[n, c*H*W + h*W + w, 0, 0]
     void backward(ConstTensorView<T>, ConstTensorView<T>, ConstTensorView<T> dy, TensorView<T> dx) {
-        if (dx.data() == nullptr) return;
+        if (dx.data() == nullptr || dx.data() == dy.data()) return;  // in place: nothing to move
         std::copy_n(dy.data(), dy.size(), dx.data());
     }
 
@@ -66,7 +66,7 @@ public:
 
     // backward: flat(dx[n]) = flat(dy[n])
     void backward(ConstTensorView<T>, ConstTensorView<T>, ConstTensorView<T> dy, TensorView<T> dx) {
-        if (dx.data() == nullptr) return;
+        if (dx.data() == nullptr || dx.data() == dy.data()) return;  // in place: nothing to move
         std::copy_n(dy.data(), dy.size(), dx.data());
     }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
@@ -138,11 +139,12 @@ public:
             throw ShapeError("Sequential backward: gradient should be " + batch_shape_str(batch_, expected) +
                              ", got " + batch_shape_str(grad.dimension(0), sample_shape<T>(grad)));
         const T* current = grad.data();
+        const std::vector<int>& targets = gradient_targets_[skip_last_layer ? 1 : 0];
         for (Index i = last; i >= 0; --i) {
             auto& layer = layers_[static_cast<std::size_t>(i)];
             const ConstTensorView<T> x = i == 0 ? view<T>(input_data_, batch_, input_shape_) : activation(i - 1);
             const bool need_dx = i > 0 || want_input_gradient;
-            std::vector<T>& target = (last - i) % 2 == 0 ? grad_a_ : grad_b_;
+            std::vector<T>& target = gradients_[static_cast<std::size_t>(targets[static_cast<std::size_t>(i)])];
             const TensorView<T> dx = need_dx ? view<T>(target.data(), batch_, layer.input_shape())
                                              : TensorView<T>(nullptr, 0, 0, 0, 0);
             layer.backward(x, activation(i), view<T>(current, batch_, layer.output_shape()), dx);
@@ -156,6 +158,12 @@ public:
     const std::vector<Parameter<T>>& parameters() const { return parameters_; }
     // The layer index each entry of parameters() belongs to.
     const std::vector<Index>& parameter_layers() const { return parameter_layers_; }
+    // Elements per sample of the largest tensor a pass holds: the input or a layer's output.
+    Index largest_activation() const {
+        Index largest = input_shape_.size();
+        for (const auto& layer : layers_) largest = std::max(largest, layer.output_shape().size());
+        return largest;
+    }
     Index parameter_count() const {
         Index count = 0;
         for (const auto& parameter : parameters_) count += parameter.size;
@@ -239,8 +247,7 @@ private:
                 parameter_layers_.push_back(static_cast<Index>(i));
             }
         plan_buffers();
-        grad_a_.clear();
-        grad_b_.clear();
+        for (auto& buffer : gradients_) buffer.clear();
         input_data_ = nullptr;
         batch_ = 0;
     }
@@ -256,20 +263,38 @@ private:
             buffer_of_[i] = share ? buffer_of_[i - 1] : buffers++;
         }
         activations_.assign(buffers, {});
+        gradient_targets_[0] = plan_gradient_buffers(size() - 1);
+        gradient_targets_[1] = plan_gradient_buffers(size() - 2);  // backward with skip_last_layer
+    }
+
+    // Which of the two gradient buffers receives dL/d(input of layer i) when backward starts at
+    // layer `last`. An in-place layer writes its dx over its dy once dy is in one of ours (its
+    // backward is element-wise, or a copy); any other layer writes into the buffer that does not
+    // hold its dy. The caller's gradient is never written over.
+    std::vector<int> plan_gradient_buffers(Index last) const {
+        std::vector<int> target(layers_.size(), 0);
+        int holder = -1;  // the buffer holding the current dy; -1: the caller's memory
+        for (Index i = last; i >= 0; --i) {
+            const auto k = static_cast<std::size_t>(i);
+            if (!(layers_[k].in_place() && holder >= 0)) holder = holder == 0 ? 1 : 0;
+            target[k] = holder;
+        }
+        return target;
     }
 
     // Grows the buffers to hold `batch` samples; never shrinks them.
     void reserve(Index batch) {
-        Index largest = input_shape_.size();
         for (std::size_t i = 0; i < layers_.size(); ++i) {
             const auto needed = static_cast<std::size_t>(batch * layers_[i].output_shape().size());
             std::vector<T>& buffer = activations_[buffer_of_[i]];
             if (buffer.size() < needed) buffer.resize(needed);
-            largest = std::max(largest, layers_[i].output_shape().size());
         }
-        const auto needed = static_cast<std::size_t>(batch * largest);
-        if (grad_a_.size() < needed) grad_a_.resize(needed);
-        if (grad_b_.size() < needed) grad_b_.resize(needed);
+        for (const std::vector<int>& targets : gradient_targets_)
+            for (std::size_t i = 0; i < layers_.size(); ++i) {
+                const auto needed = static_cast<std::size_t>(batch * layers_[i].input_shape().size());
+                std::vector<T>& buffer = gradients_[static_cast<std::size_t>(targets[i])];
+                if (buffer.size() < needed) buffer.resize(needed);
+            }
     }
 
     TensorView<T> activation_view(Index index, Index batch) {
@@ -284,7 +309,9 @@ private:
     std::vector<Index> parameter_layers_;
     std::vector<std::vector<T>> activations_;  // one buffer per group of layers sharing it
     std::vector<std::size_t> buffer_of_;         // the buffer each layer's output is in
-    std::vector<T> grad_a_, grad_b_;
+    std::array<std::vector<T>, 2> gradients_;         // dL/d(layer input), alternating
+    std::array<std::vector<int>, 2> gradient_targets_;  // per layer, the gradient buffer of its dx
+                                                         // (backward from the last layer; with skip_last_layer)
     const T* input_data_ = nullptr;  // the last forward()'s input (the caller's memory)
     Index batch_ = 0;
 };
