@@ -116,18 +116,120 @@ TEST_CASE("fit: history has one entry per epoch and validation loss with a split
 TEST_CASE("fit: bit-identical weights with 1 and 2 threads", "[training][threads]") {
     const int saved = num_threads();
     const Tensor<float> data = low_rank_data(96, 4);
-    auto run = [&](int threads) {
-        set_num_threads(threads);
-        auto model = small_conv_autoencoder();
-        Adam<float> adam(1e-3);
-        auto options = quiet(2, 32);
-        options.corruption = GaussianNoise(0.0, 0.2);
-        model.fit(data, data, BinaryCrossEntropy<float>(), adam, options);
-        return all_weights(model);
-    };
-    const auto one = run(1), two = run(2);
+    for (const Index micro_batch : {Index(0), Index(5)}) {  // the whole batch per pass; passes of 5
+        auto run = [&](int threads) {
+            set_num_threads(threads);
+            auto model = small_conv_autoencoder();
+            Adam<float> adam(1e-3);
+            auto options = quiet(2, 32);
+            options.corruption = GaussianNoise(0.0, 0.2);
+            options.micro_batch = micro_batch;
+            model.fit(data, data, BinaryCrossEntropy<float>(), adam, options);
+            return all_weights(model);
+        };
+        const auto one = run(1), two = run(2);
+        INFO("micro_batch " << micro_batch);
+        CHECK(one == two);
+    }
     set_num_threads(saved);
-    CHECK(one == two);
+}
+
+namespace {
+
+struct StepResult {
+    std::vector<double> initial, weights;
+    double loss = 0;
+};
+
+// One SGD step on one batch of 12 (double precision), in forward/backward passes of
+// `micro_batch` samples.
+StepResult one_step(const Loss<double>& loss, Index micro_batch) {
+    Autoencoder<double> model(Encoder<double>{Conv2D<double>(3, 3), ReLU<double>(), MaxPool2D<double>(2)},
+                              Decoder<double>{UpSample2D<double>(2), Conv2D<double>(1, 3), Sigmoid<double>()},
+                              {1, 8, 8}, 5);
+    const Tensor<double> data = low_rank_data(12, 6).cast<double>();
+    SGD<double> sgd(0.5);
+    FitOptions<double> options;
+    options.batch_size = 12;
+    options.shuffle = false;
+    options.verbose = 0;
+    options.micro_batch = micro_batch;
+    StepResult result;
+    auto weights = [&model] {
+        std::vector<double> values;
+        for (const auto& parameter : model.parameters())
+            values.insert(values.end(), parameter.value, parameter.value + parameter.size);
+        return values;
+    };
+    result.initial = weights();
+    result.loss = model.fit(data, data, loss, sgd, options).loss.back();
+    result.weights = weights();
+    return result;
+}
+
+// A loss that does not say whether it averages or sums.
+struct PlainLoss {
+    double compute(ConstTensorView<float> prediction, ConstTensorView<float> target, TensorView<float> grad) const {
+        return MeanSquaredError<float>().compute(prediction, target, grad);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("fit: passes over slices of a batch (micro_batch) give the whole batch's step, every loss",
+          "[training][micro_batch]") {
+    const std::vector<std::pair<const char*, Loss<double>>> losses = {
+        {"MSE", MeanSquaredError<double>()}, {"SSE", SumSquaredError<double>()},
+        {"BCE (fused with the Sigmoid)", BinaryCrossEntropy<double>()}, {"L1", L1<double>()}};
+    for (const auto& [name, loss] : losses) {
+        const StepResult whole = one_step(loss, 12);
+        for (const Index micro_batch : {Index(5), Index(1)}) {  // slices 5, 5, 2 and twelve of 1
+            const StepResult sliced = one_step(loss, micro_batch);
+            INFO(name << ", micro_batch " << micro_batch);
+            CHECK(sliced.loss == Approx(whole.loss).epsilon(1e-12));
+            double worst = 0, moved = 0;
+            for (std::size_t i = 0; i < whole.weights.size(); ++i) {
+                worst = std::max(worst, std::abs(sliced.weights[i] - whole.weights[i]));
+                moved = std::max(moved, std::abs(whole.weights[i] - whole.initial[i]));
+            }
+            CHECK(moved > 1e-4);  // the step changed the weights: the comparison means something
+            CHECK(worst < 1e-12);
+        }
+    }
+}
+
+TEST_CASE("fit: the automatic micro_batch keeps a slice's largest activation near 1 MiB, only for small "
+          "weights", "[training][micro_batch]") {
+    // The MNIST denoiser: 32x28x28 floats (98 KiB) per sample at the largest; 28k weights.
+    Autoencoder<float> mnist(Encoder<float>{Conv2D<float>(32, 3), ReLU<float>(), MaxPool2D<float>(2, 2, Padding::Same),
+                                            Conv2D<float>(32, 3), ReLU<float>(), MaxPool2D<float>(2, 2, Padding::Same)},
+                             Decoder<float>{Conv2D<float>(32, 3), ReLU<float>(), UpSample2D<float>(2),
+                                            Conv2D<float>(32, 3), ReLU<float>(), UpSample2D<float>(2),
+                                            Conv2D<float>(1, 3), Sigmoid<float>()},
+                             {1, 28, 28});
+    const BinaryCrossEntropy<float> bce;
+    CHECK(mnist.largest_activation() == 32 * 28 * 28);
+    CHECK(detail::micro_batch_size<float>(mnist, bce, 128, 0) == 10);  // 13 slices of 10 (the last 8)
+    CHECK(detail::micro_batch_size<float>(mnist, bce, 32, 0) == 8);
+    CHECK(detail::micro_batch_size<float>(mnist, bce, 8, 0) == 8);     // a small batch stays whole
+    CHECK(detail::micro_batch_size<float>(mnist, bce, 128, 20) == 20);  // as requested
+    CHECK(detail::micro_batch_size<float>(mnist, bce, 16, 20) == 16);
+    // Large weights: every pass would read 2.1M weights again, so the batch stays whole.
+    Autoencoder<float> wide(Encoder<float>{Conv2D<float>(8, 3), Flatten<float>(), Dense<float>(64)},
+                            Decoder<float>{Dense<float>(3 * 64 * 64), Reshape<float>({3, 64, 64})}, {3, 64, 64});
+    CHECK(detail::micro_batch_size<float>(wide, bce, 64, 0) == 64);
+    // Small activations (a dense autoencoder): one pass.
+    CHECK(detail::micro_batch_size<float>(small_autoencoder(), bce, 256, 0) == 256);
+    // A loss that does not say how it reduces is never sliced, and refuses a requested slice.
+    CHECK(detail::micro_batch_size<float>(mnist, PlainLoss(), 128, 0) == 128);
+    CHECK_THROWS_AS(detail::micro_batch_size<float>(mnist, PlainLoss(), 128, 16), ArgumentError);
+    const Tensor<float> data = low_rank_data(8, 1);
+    auto model = small_autoencoder();
+    Adam<float> adam;
+    auto options = quiet(1);
+    options.micro_batch = -1;
+    CHECK_THROWS_WITH(model.fit(data, data, MeanSquaredError<float>(), adam, options),
+                      Catch::Contains("micro_batch must be >= 0"));
 }
 
 TEST_CASE("fit: same seed gives bit-identical weights, another seed different ones", "[training]") {

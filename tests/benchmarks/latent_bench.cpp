@@ -39,6 +39,7 @@ struct Options {
     int warmup = 2;
     int min_steps = 3;
     bool check_finite = true;
+    Index micro_batch = 0;  // FitOptions::micro_batch (0: fit()'s automatic choice)
 };
 
 struct Measurement {
@@ -98,6 +99,7 @@ Measurement train_with_fit(Autoencoder<float>& model, const Tensor<float>& batch
     fit.batch_size = batch.dimension(0);
     fit.verbose = 0;
     fit.check_finite = options.check_finite;
+    fit.micro_batch = options.micro_batch;
     fit.callbacks.push_back([&](EpochEnd<float>& end) { end.stop = timer.step_done(); });
     const History history = model.fit(batch, batch, loss, adam, fit);
     Measurement result = timer.result();
@@ -109,7 +111,7 @@ Measurement train_with_steps(Autoencoder<float>& model, const Tensor<float>& bat
                              const Options& options) {
     Adam<float> adam(1e-3);
     StepTimer timer(options);
-    detail::Stepper<float, Autoencoder<float>, Loss<float>> stepper(model, loss);
+    detail::Stepper<float, Autoencoder<float>, Loss<float>> stepper(model, loss, options.micro_batch);
     model.set_training(true);
     const ConstTensorView<float> x = view(batch);
     double value = 0;
@@ -140,6 +142,7 @@ Measurement infer(Autoencoder<float>& model, const Tensor<float>& batch, const O
 void usage(std::ostream& out) {
     out << "usage: latent_bench --workload W1|W2|W3|W4 [--batch N] [--threads N] [--mode train|infer]\n"
            "                    [--loop fit|step] [--seconds S] [--warmup N] [--min-steps N] [--no-check-finite]\n"
+           "                    [--micro-batch N]  (samples per forward/backward pass; default: automatic)\n"
            "       latent_bench --list     (the workloads and their batch sizes, one per line)\n"
            "Prints: RESULT framework=latent workload=.. batch=.. threads=.. mode=.. steps=.. seconds=..\n"
            "        img_per_s=.. cpu_util=.. peak_rss_kb=.. loss=..\n";
@@ -162,6 +165,7 @@ Options parse(int argc, char** argv) {
         else if (flag == "--warmup") options.warmup = std::stoi(value(i));
         else if (flag == "--min-steps") options.min_steps = std::stoi(value(i));
         else if (flag == "--no-check-finite") options.check_finite = false;
+        else if (flag == "--micro-batch") options.micro_batch = std::stol(value(i));
         else if (flag == "--list") {
             for (const auto& workload : bench::all_workloads())
                 for (const Index batch : workload.batches)

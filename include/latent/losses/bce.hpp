@@ -24,6 +24,7 @@ public:
     using Scalar = T;
     static constexpr const char* type_name = "BinaryCrossEntropy";
     static constexpr bool fuses_with_sigmoid = true;
+    static constexpr bool averages = true;  // the value is a mean over elements
 
     explicit BinaryCrossEntropy(double eps = 1e-7) : eps_(eps) {
         detail::require(eps >= 0 && eps < 0.5, type_name,

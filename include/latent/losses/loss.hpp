@@ -50,6 +50,10 @@ public:
             loss_);
     }
 
+    // True when the value is a mean over elements, false when a sum.
+    bool averages() const {
+        return std::visit([](const auto& loss) { return std::decay_t<decltype(loss)>::averages; }, loss_);
+    }
     bool fuses_with_sigmoid() const {
         return std::visit([](const auto& loss) { return std::decay_t<decltype(loss)>::fuses_with_sigmoid; },
                           loss_);

@@ -125,6 +125,7 @@ public:
     using Scalar = T;
     static constexpr const char* type_name = "MeanSquaredError";
     static constexpr bool fuses_with_sigmoid = false;
+    static constexpr bool averages = true;  // the value is a mean over elements
 
     // loss = (1/count) sum_i (p_i - t_i)^2
     // grad_i = 2 (p_i - t_i) / count

@@ -11,6 +11,7 @@ public:
     using Scalar = T;
     static constexpr const char* type_name = "SumSquaredError";
     static constexpr bool fuses_with_sigmoid = false;
+    static constexpr bool averages = false;  // the value is a sum over elements
 
     // loss = 1/2 sum_i (p_i - t_i)^2
     // grad_i = p_i - t_i

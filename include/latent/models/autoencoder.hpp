@@ -132,6 +132,7 @@ public:
     }
     const std::vector<Parameter<T>>& parameters() const { return parameters_; }
     Index parameter_count() const { return encoder_.parameter_count() + decoder_.parameter_count(); }
+    Index largest_activation() const { return std::max(encoder_.largest_activation(), decoder_.largest_activation()); }
     void zero_grad() {
         encoder_.zero_grad();
         decoder_.zero_grad();

@@ -46,6 +46,10 @@ template <class T = float> struct FitOptions {
     // seed, to the validation inputs. The targets stay clean: a denoising autoencoder.
     CorruptionFn<T> corruption;
     bool check_finite = true;  // stop with NumericError on a NaN/Inf loss or gradient
+    // Samples per forward/backward pass within a batch. The parameter gradients accumulate over
+    // the passes, so a step is the batch's step up to rounding. 0: chosen per model (see
+    // detail::micro_batch_size): slices that keep activations in cache, else the whole batch.
+    Index micro_batch = 0;
 };
 
 // A stream of batches for data that does not fit in memory (like a Keras generator):
@@ -79,6 +83,51 @@ template <class T, class LossType> bool loss_fuses_with_sigmoid(const LossType& 
     else return false;
 }
 
+template <class L, class = void> struct has_averages_constant : std::false_type {};
+template <class L> struct has_averages_constant<L, std::void_t<decltype(bool{L::averages})>> : std::true_type {};
+template <class L, class = void> struct has_averages_method : std::false_type {};
+template <class L>
+struct has_averages_method<L, std::void_t<decltype(bool{std::declval<const L&>().averages()})>> : std::true_type {};
+template <class M, class = void> struct has_largest_activation : std::false_type {};
+template <class M>
+struct has_largest_activation<M, std::void_t<decltype(Index{std::declval<const M&>().largest_activation()})>>
+    : std::true_type {};
+
+// 1 when `loss` is a mean over elements, 0 when a sum, -1 when it does not say (a user's loss).
+template <class LossType> int loss_reduction(const LossType& loss) {
+    if constexpr (has_averages_method<LossType>::value) return loss.averages() ? 1 : 0;
+    else if constexpr (has_averages_constant<LossType>::value) return LossType::averages ? 1 : 0;
+    else return -1;
+}
+
+// Per-slice bytes of the model's largest activation: about one core's L2 cache (1 MiB on this
+// generation of x86 cores); measured on the MNIST denoiser at batch 128, slices of 8 to 16
+// samples train 1.1-1.3x faster than the whole batch at 2 threads.
+constexpr Index micro_batch_bytes = Index(1) << 20;
+
+// Samples per forward/backward pass for a batch of `batch` (slices of equal size, but the last).
+// A layer whose input and output exceed the cache streams them through main memory, where two
+// threads get little more bandwidth than one; passes over slices of the batch keep them in
+// cache. Each pass reads every weight again, so the automatic choice (requested == 0) slices
+// only models whose weights are smaller than one slice's largest activation. Slicing needs a
+// loss that is a mean or a sum over elements, the two cases the slices can be weighted for.
+template <class T, class Model, class LossType>
+Index micro_batch_size(const Model& model, const LossType& loss, Index batch, Index requested) {
+    if (requested > 0 && loss_reduction(loss) < 0)
+        throw ArgumentError("fit: micro_batch needs a loss that says whether it averages or sums over "
+                            "elements (a static constexpr bool averages, or an averages() method)");
+    if (requested > 0) return std::min(requested, batch);
+    if constexpr (!has_largest_activation<Model>::value) return batch;
+    else {
+        const Index largest = std::max<Index>(1, model.largest_activation());
+        const Index fitting = std::max<Index>(1, micro_batch_bytes / (largest * Index(sizeof(T))));
+        if (loss_reduction(loss) < 0 || fitting >= batch || model.parameter_count() > fitting * largest)
+            return batch;
+        const Index slices = (batch + fitting - 1) / fitting;
+        return (batch + slices - 1) / slices;
+    }
+}
+
 template <class T> void require_finite(ConstTensorView<T> data, const std::string& what) {
     const Index per_sample = std::max<Index>(1, data.size() / std::max<Index>(1, data.dimension(0)));
     for (Index i = 0; i < data.size(); ++i)
@@ -95,22 +144,24 @@ template <class T> bool all_finite(const T* values, Index count) {
 // Training and evaluation steps on one batch, with the buffers they reuse.
 template <class T, class Model, class LossType> class Stepper {
 public:
-    Stepper(Model& model, const LossType& loss) : model_(model), loss_(loss) {}
+    Stepper(Model& model, const LossType& loss, Index micro_batch = 0)
+        : model_(model), loss_(loss), micro_batch_(micro_batch) {}
 
-    // Loss of the batch and dLoss/dParameters (accumulated into the model's gradients).
+    // Loss of the batch and dLoss/dParameters (accumulated into the model's gradients), in
+    // passes over slices of the batch (micro_batch_size). A slice of n of the batch's N samples
+    // adds n/N of its mean loss (or all of its sum) and of that loss's gradient.
     double loss_and_gradients(ConstTensorView<T> inputs, ConstTensorView<T> targets, int epoch, Index batch,
                               bool check_finite) {
-        const ConstTensorView<T> output = model_.forward(inputs);
-        check_targets(output, targets);
-        const bool fused = fused_sigmoid();
-        if (grad_.size() < static_cast<std::size_t>(output.size())) grad_.resize(static_cast<std::size_t>(output.size()));
-        TensorView<T> grad(grad_.data(), output.dimensions());
+        const Index count = inputs.dimension(0);
+        const Chunks slices{count, micro_batch_size<T>(model_, loss_, count, micro_batch_)};
         double value = 0;
-        if constexpr (has_fused_compute<LossType, T>::value)
-            value = fused ? loss_.compute_from_sigmoid(output, targets, grad) : loss_.compute(output, targets, grad);
-        else
-            value = loss_.compute(output, targets, grad);
-        model_.backward(const_view<T>(grad), fused);
+        for (Index slice = 0; slice < slices.count(); ++slice) {
+            const Index first = slices.begin(slice), size = slices.size(slice);
+            const double weight = slices.count() > 1 && loss_reduction(loss_) == 1
+                                      ? static_cast<double>(size) / static_cast<double>(count) : 1.0;
+            value += weight * slice_loss_and_gradients(batch_slice(inputs, first, size),
+                                                       batch_slice(targets, first, size), weight);
+        }
         if (check_finite && !std::isfinite(value))
             throw NumericError(where(epoch, batch) + "the loss is " + (std::isnan(value) ? "NaN" : "infinite") +
                                gradient_note() + "; the weights of the last good step were kept");
@@ -125,6 +176,23 @@ public:
     }
 
     bool fused_sigmoid() const { return loss_fuses_with_sigmoid<T>(loss_) && model_.ends_with_sigmoid(); }
+
+    // One pass: forward, the loss and its gradient scaled by `weight`, backward.
+    double slice_loss_and_gradients(ConstTensorView<T> inputs, ConstTensorView<T> targets, double weight) {
+        const ConstTensorView<T> output = model_.forward(inputs);
+        check_targets(output, targets);
+        const bool fused = fused_sigmoid();
+        if (grad_.size() < static_cast<std::size_t>(output.size())) grad_.resize(static_cast<std::size_t>(output.size()));
+        TensorView<T> grad(grad_.data(), output.dimensions());
+        double value = 0;
+        if constexpr (has_fused_compute<LossType, T>::value)
+            value = fused ? loss_.compute_from_sigmoid(output, targets, grad) : loss_.compute(output, targets, grad);
+        else
+            value = loss_.compute(output, targets, grad);
+        if (weight != 1.0) scale(grad_.data(), grad.size(), static_cast<T>(weight));
+        model_.backward(const_view<T>(grad), fused);
+        return value;
+    }
 
     // Applies the optimizer's step. With check_finite the gradients are checked first: a NaN or
     // infinite gradient stops training before the step, so the weights stay those of the last
@@ -159,6 +227,10 @@ private:
         return std::all_of(results_.begin(), results_.end(), [](char ok) { return ok != 0; });
     }
 
+    static void scale(T* values, Index count, T factor) {
+        Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(values, count) *= factor;
+    }
+
     static std::string where(int epoch, Index batch) {
         return "epoch " + std::to_string(epoch + 1) + ", batch " + std::to_string(batch + 1) + ": ";
     }
@@ -175,6 +247,7 @@ private:
 
     Model& model_;
     const LossType& loss_;
+    Index micro_batch_;  // FitOptions::micro_batch
     std::vector<T> grad_;
     std::vector<char> results_;
 };
@@ -294,6 +367,7 @@ History fit(Model& model, const Tensor<T>& inputs, const Tensor<T>& targets, con
             OptimizerType& optimizer, const FitOptions<T>& options = {},
             const Tensor<T>* validation_inputs = nullptr, const Tensor<T>* validation_targets = nullptr) {
     detail::require(options.batch_size >= 1, "fit", "batch_size must be >= 1");
+    detail::require(options.micro_batch >= 0, "fit", "micro_batch must be >= 0 (0: automatic)");
     detail::require(options.validation_split >= 0 && options.validation_split < 1, "fit",
                     "validation_split must be in [0, 1)");
     if (inputs.dimension(0) != targets.dimension(0))
@@ -327,7 +401,7 @@ History fit(Model& model, const Tensor<T>& inputs, const Tensor<T>& targets, con
         validation_targets = &tail_targets;
     }
 
-    detail::Stepper<T, Model, LossType> stepper(model, loss);
+    detail::Stepper<T, Model, LossType> stepper(model, loss, options.micro_batch);
     std::vector<Index> order(static_cast<std::size_t>(train_count));
     std::vector<T> batch_inputs, batch_targets, corrupted;
     auto run_batch = [&](int epoch, Index b) -> std::pair<double, Index> {
@@ -341,7 +415,9 @@ History fit(Model& model, const Tensor<T>& inputs, const Tensor<T>& targets, con
         const Index first = b * options.batch_size;
         const Index count = std::min(options.batch_size, train_count - first);
         const ConstTensorView<T> clean = const_view<T>(detail::gather(inputs, order, first, count, batch_inputs));
-        const ConstTensorView<T> y = const_view<T>(detail::gather(targets, order, first, count, batch_targets));
+        // An autoencoder's targets are usually its inputs: the same samples, gathered once.
+        const ConstTensorView<T> y = &targets == &inputs ? clean
+                                     : const_view<T>(detail::gather(targets, order, first, count, batch_targets));
         if (options.corruption) {
             if (corrupted.size() < static_cast<std::size_t>(clean.size())) corrupted.resize(static_cast<std::size_t>(clean.size()));
             options.corruption(clean, TensorView<T>(corrupted.data(), clean.dimensions()),
@@ -369,7 +445,8 @@ History fit(Model& model, const BatchSource<T>& source, const LossType& loss, Op
             const FitOptions<T>& options = {}) {
     detail::require(source.batches_per_epoch >= 1 && static_cast<bool>(source.next), "fit",
                     "the batch source needs batches_per_epoch >= 1 and a next() function");
-    detail::Stepper<T, Model, LossType> stepper(model, loss);
+    detail::require(options.micro_batch >= 0, "fit", "micro_batch must be >= 0 (0: automatic)");
+    detail::Stepper<T, Model, LossType> stepper(model, loss, options.micro_batch);
     Tensor<T> inputs, targets;
     auto run_batch = [&](int epoch, Index b) -> std::pair<double, Index> {
         source.next(epoch, b, inputs, targets);
