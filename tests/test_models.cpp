@@ -3,6 +3,7 @@
 #include <latent/latent.hpp>
 
 #include <sstream>
+#include <thread>
 
 #include "helpers.hpp"
 
@@ -226,4 +227,52 @@ TEST_CASE("sequential: in-place layers share buffers and give the same forward a
     for (const auto& parameter : model.parameters())
         model_grads.insert(model_grads.end(), parameter.grad, parameter.grad + parameter.size);
     CHECK(model_grads == reference_grads);
+}
+
+TEST_CASE("autoencoder: copies and moves keep working, each copy with its own scratch memory",
+          "[models][workspace]") {
+    // A model lends one Workspace to all its layers. A move must keep that loan valid, and a
+    // copy must get a Workspace of its own: two copies may train at the same time.
+    Autoencoder<float> original(Encoder<float>{Conv2D<float>(6, 3, 2), ReLU<float>(), Conv2D<float>(2, 3)},
+                                Decoder<float>{ConvTranspose2D<float>(4, 3, 2), ReLU<float>(), Conv2D<float>(1, 3),
+                                               Sigmoid<float>()},
+                                {1, 12, 12}, 3);
+    const Tensor<float> x = test::random_tensor<float>(6, {1, 12, 12}, 4, 0.0, 1.0);
+    const Tensor<float> expected = original.reconstruct(x);
+    const Autoencoder<float> copy = original;
+    Autoencoder<float> moved = std::move(original);
+    auto same = [](const Tensor<float>& a, const Tensor<float>& b) { return test::max_abs_difference(a, b) == 0.0; };
+    CHECK(same(moved.reconstruct(x), expected));
+    CHECK(same(Autoencoder<float>(copy).reconstruct(x), expected));
+
+    auto train = [&x](Autoencoder<float> model) {
+        Adam<float> adam(1e-2);
+        FitOptions<float> options;
+        options.epochs = 3;
+        options.batch_size = 3;
+        options.verbose = 0;
+        model.fit(x, x, MeanSquaredError<float>(), adam, options);
+        std::vector<float> weights;
+        for (const auto& parameter : model.parameters())
+            weights.insert(weights.end(), parameter.value, parameter.value + parameter.size);
+        return weights;
+    };
+    const std::vector<float> alone = train(copy);
+    std::vector<float> first, second;
+    std::thread one([&] { first = train(copy); });
+    std::thread two([&] { second = train(copy); });
+    one.join();
+    two.join();
+    CHECK(first == alone);
+    CHECK(second == alone);
+
+    // A layer copied out of a model works after the model is gone.
+    Layer<float> layer = [&] {
+        Autoencoder<float> temporary = copy;
+        temporary.reconstruct(x);
+        return temporary.encoder().layer(0);
+    }();
+    Tensor<float> y;
+    layer.forward(x, y);
+    CHECK(y.dimension(1) == 6);
 }

@@ -176,6 +176,8 @@ public:
     using Scalar = T;
     static constexpr const char* type_name = "Conv2D";
     bool backward_reads_output() const { return false; }  // it reads x and dy: y may be overwritten
+    // Scratch memory of a call; a model lends all its layers one Workspace (core/workspace.hpp).
+    void lend_workspace(Workspace<T>* workspace) { scratch_.lend(workspace); }
 
     Conv2D(Index filters, Size2 kernel, Size2 stride = 1, Padding padding = Padding::Same,
            Init init = Init::GlorotUniform, bool use_bias = true)
@@ -230,11 +232,11 @@ public:
         parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
             const Index first = chunks.begin(chunk), count = chunks.size(chunk);
             const Index columns = count * g.positions();
-            T* im2col_buffer = columns_.slice(worker);
-            T* product_buffer = products_.slice(worker);
+            T* im2col_buffer = scratch().columns.slice(worker);
+            T* product_buffer = scratch().staging.slice(worker);
             im2col(g, x.data() + first * g.image_size(), count, im2col_buffer,
-                   phases_.slice(worker));
-            gemm_.multiply(worker, MatrixView<T>(product_buffer, filters_, columns), weight_,
+                   scratch().phases.slice(worker));
+            scratch().gemm.multiply(worker, MatrixView<T>(product_buffer, filters_, columns), weight_,
                            ConstMatrixView<T>(im2col_buffer, g.rows(), columns));
             scatter_output(g, product_buffer, count, y.data() + first * filters_ * g.positions());
         });
@@ -247,8 +249,8 @@ public:
         const ConvGeometry g = conv_geometry(sample_shape<T>(x), kernel_, stride_, padding_);
         const Chunks chunks = conv_chunks(x.dimension(0), g.positions());
         const Index weight_size = weight_.size();
-        detail::grow(partial_weight_, chunks.count() * weight_size);
-        detail::grow(partial_bias_, chunks.count() * filters_);
+        detail::grow(scratch().partial_weight, chunks.count() * weight_size);
+        detail::grow(scratch().partial_bias, chunks.count() * filters_);
         if (uses_direct_path()) {
             direct_backward(g, chunks, x, dy, dx);
             add_partial_gradients(g, chunks);
@@ -258,28 +260,28 @@ public:
         parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
             const Index first = chunks.begin(chunk), count = chunks.size(chunk);
             const Index columns = count * g.positions();
-            T* im2col_buffer = columns_.slice(worker);
-            T* grad_output_buffer = products_.slice(worker);
+            T* im2col_buffer = scratch().columns.slice(worker);
+            T* grad_output_buffer = scratch().staging.slice(worker);
             im2col(g, x.data() + first * g.image_size(), count, im2col_buffer,
-                   phases_.slice(worker));
+                   scratch().phases.slice(worker));
             gather_output(g, dy.data() + first * filters_ * g.positions(), count,
                           grad_output_buffer);
             const ConstMatrixView<T> grad_output(grad_output_buffer, filters_, columns);
             const ConstMatrixView<T> input_columns(im2col_buffer, g.rows(), columns);
-            MatrixView<T> chunk_grad_weight(partial_weight_.data() + chunk * weight_size, filters_,
+            MatrixView<T> chunk_grad_weight(scratch().partial_weight.data() + chunk * weight_size, filters_,
                                             g.rows());
-            gemm_.multiply(worker, chunk_grad_weight, grad_output, input_columns.transpose());
+            scratch().gemm.multiply(worker, chunk_grad_weight, grad_output, input_columns.transpose());
             if (use_bias_) {
-                T* chunk_bias = partial_bias_.data() + chunk * filters_;
+                T* chunk_bias = scratch().partial_bias.data() + chunk * filters_;
                 for (Index f = 0; f < filters_; ++f)
                     chunk_bias[f] = detail::ordered_sum(grad_output_buffer + f * columns, columns);
             }
             if (dx.data() == nullptr) return;
             // The columns of x are no longer needed: their buffer receives the column gradients.
-            gemm_.multiply(worker, MatrixView<T>(im2col_buffer, g.rows(), columns), weight_.transpose(),
+            scratch().gemm.multiply(worker, MatrixView<T>(im2col_buffer, g.rows(), columns), weight_.transpose(),
                            grad_output);
             col2im(g, im2col_buffer, count, dx.data() + first * g.image_size(),
-                   phases_.slice(worker));
+                   scratch().phases.slice(worker));
         });
         add_partial_gradients(g, chunks);
     }
@@ -331,6 +333,8 @@ public:
     static constexpr Index max_direct_filters = 4;
 
 private:
+    Workspace<T>& scratch() { return scratch_.get(); }
+
     // Multiply-adds of one pass over `batch` samples, which decides whether threads are worth it.
     Index work(const ConvGeometry& g, Index batch) const { return batch * g.positions() * g.rows() * filters_; }
 
@@ -339,27 +343,27 @@ private:
     void reserve_scratch(const ConvGeometry& g, const Chunks& chunks) {
         const Index workers = std::min<Index>(num_threads(), std::max<Index>(chunks.count(), 1));
         const Index columns = chunks.chunk_size * g.positions();
-        columns_.reserve(workers, g.rows() * columns);
-        products_.reserve(workers, filters_ * columns);
-        phases_.reserve(workers, im2col_scratch_size(g, chunks.chunk_size));
+        scratch().columns.reserve(workers, g.rows() * columns);
+        scratch().staging.reserve(workers, filters_ * columns);
+        scratch().phases.reserve(workers, im2col_scratch_size(g, chunks.chunk_size));
         for (Index samples : {chunks.chunk_size, chunks.size(chunks.count() - 1)}) {
             const Index chunk_columns = samples * g.positions();
-            gemm_.plan(filters_, chunk_columns, g.rows());  // forward
-            gemm_.plan(filters_, g.rows(), chunk_columns);  // weight gradient
-            gemm_.plan(g.rows(), chunk_columns, filters_);  // column gradients
+            scratch().gemm.plan(filters_, chunk_columns, g.rows());  // forward
+            scratch().gemm.plan(filters_, g.rows(), chunk_columns);  // weight gradient
+            scratch().gemm.plan(g.rows(), chunk_columns, filters_);  // column gradients
         }
-        gemm_.reserve(workers);
+        scratch().gemm.reserve(workers);
     }
 
     // The chunks' partial dW and db, added to the gradients in chunk order.
     void add_partial_gradients(const ConvGeometry& g, const Chunks& chunks) {
         const Index weight_size = weight_.size();
         for (Index chunk = 0; chunk < chunks.count(); ++chunk) {
-            grad_weight_ += ConstMatrixView<T>(partial_weight_.data() + chunk * weight_size,
+            grad_weight_ += ConstMatrixView<T>(scratch().partial_weight.data() + chunk * weight_size,
                                                filters_, g.rows());
             if (use_bias_)
                 grad_bias_ +=
-                    Eigen::Map<const Vector<T>>(partial_bias_.data() + chunk * filters_, filters_);
+                    Eigen::Map<const Vector<T>>(scratch().partial_bias.data() + chunk * filters_, filters_);
         }
     }
 
@@ -398,39 +402,41 @@ private:
         return layout;
     }
 
-    // Per-worker buffers of the direct path: columns_ holds one sample's windows, products_ the
-    // S planes (forward) or the tap sums of dW (backward), phases_ the Q planes.
+    // Per-worker buffers of the direct path: `columns` holds one sample's windows, `staging` the
+    // S planes (forward) or the tap sums of dW (backward), `phases` the Q planes.
     void reserve_direct_scratch(const ConvGeometry& g, const Chunks& chunks, const DirectLayout& layout) {
         const Index workers = std::min<Index>(num_threads(), std::max<Index>(chunks.count(), 1));
         const Index shifted_planes = filters_ * kernel_.width;
-        columns_.reserve(workers, g.channels * (layout.top_size + layout.bottom_size));
-        products_.reserve(workers, std::max(shifted_planes * layout.sum_length, shifted_planes * kernel_.height));
-        phases_.reserve(workers, shifted_planes * layout.grad_size);
+        scratch().columns.reserve(workers, g.channels * (layout.top_size + layout.bottom_size));
+        scratch().staging.reserve(workers, std::max(shifted_planes * layout.sum_length, shifted_planes * kernel_.height));
+        scratch().phases.reserve(workers, shifted_planes * layout.grad_size);
     }
 
-    // weight_table_[(c*kh + a)*F*kw + f*kw + b] = W[f,c,a,b]: the forward's weights per source
+    // weight_table[(c*kh + a)*F*kw + f*kw + b] = W[f,c,a,b]: the forward's weights per source
     // row shift (c, a), for the F*kw S planes.
     void fill_forward_table(const ConvGeometry& g) {
         const Index kh = kernel_.height, kw = kernel_.width;
-        detail::grow(weight_table_, weight_.size());
+        std::vector<T>& table = scratch().weight_table;
+        detail::grow(table, weight_.size());
         for (Index c = 0; c < g.channels; ++c)
             for (Index a = 0; a < kh; ++a)
                 for (Index f = 0; f < filters_; ++f)
                     for (Index b = 0; b < kw; ++b)
-                        weight_table_[static_cast<std::size_t>(((c * kh + a) * filters_ + f) * kw + b)] =
+                        table[static_cast<std::size_t>(((c * kh + a) * filters_ + f) * kw + b)] =
                             weight_(f, (c * kh + a) * kw + b);
     }
 
-    // weight_table_[((f*kw + b)*kh + a)*C + c] = W[f,c,kh-1-a,kw-1-b]: the input gradient's
+    // weight_table[((f*kw + b)*kh + a)*C + c] = W[f,c,kh-1-a,kw-1-b]: the input gradient's
     // weights per Q plane (f, b) and row shift a, for the C planes of dx.
     void fill_input_grad_table(const ConvGeometry& g) {
         const Index kh = kernel_.height, kw = kernel_.width;
-        detail::grow(weight_table_, weight_.size());
+        std::vector<T>& table = scratch().weight_table;
+        detail::grow(table, weight_.size());
         for (Index f = 0; f < filters_; ++f)
             for (Index b = 0; b < kw; ++b)
                 for (Index a = 0; a < kh; ++a)
                     for (Index c = 0; c < g.channels; ++c)
-                        weight_table_[static_cast<std::size_t>(((f * kw + b) * kh + a) * g.channels + c)] =
+                        table[static_cast<std::size_t>(((f * kw + b) * kh + a) * g.channels + c)] =
                             weight_(f, (c * kh + kh - 1 - a) * kw + kw - 1 - b);
     }
 
@@ -443,13 +449,13 @@ private:
         const Index width = g.input_width, plane = g.input_height * width, sums = filters_ * kernel_.width;
         const Index positions = g.output_height * width;
         parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
-            T* top = columns_.slice(worker);
+            T* top = scratch().columns.slice(worker);
             T* bottom = top + g.channels * layout.top_size;
-            T* sum_planes = products_.slice(worker);
+            T* sum_planes = scratch().staging.slice(worker);
             // S positions [first, first + length) from planes whose element 0 is xpad[first].
             auto sum_part = [&](const T* planes, Index plane_size, Index first, Index length, Index limit) {
                 const detail::ShiftedPlanes<T> source{planes, g.channels, plane_size, kernel_.height, width};
-                detail::sum_row_shifted(sums, source, weight_table_.data(), length, limit, sum_planes + first,
+                detail::sum_row_shifted(sums, source, scratch().weight_table.data(), length, limit, sum_planes + first,
                                         layout.sum_length);
             };
             const Index end = chunks.begin(chunk) + chunks.size(chunk);
@@ -499,12 +505,12 @@ private:
         const Index kh = kernel_.height, kw = kernel_.width, width = g.input_width;
         const Index plane = g.input_height * width, positions = g.positions(), weight_size = weight_.size();
         parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
-            T* chunk_grad_weight = partial_weight_.data() + chunk * weight_size;
-            T* chunk_grad_bias = partial_bias_.data() + chunk * filters_;
+            T* chunk_grad_weight = scratch().partial_weight.data() + chunk * weight_size;
+            T* chunk_grad_bias = scratch().partial_bias.data() + chunk * filters_;
             std::fill_n(chunk_grad_weight, weight_size, T(0));
             std::fill_n(chunk_grad_bias, filters_, T(0));
-            T* shifted = phases_.slice(worker);
-            T* tap_sums = products_.slice(worker);
+            T* shifted = scratch().phases.slice(worker);
+            T* tap_sums = scratch().staging.slice(worker);
             const detail::ShiftedPlanes<T> grad{shifted, filters_ * kw, layout.grad_size, kh, width};
             const Index end = chunks.begin(chunk) + chunks.size(chunk);
             for (Index n = chunks.begin(chunk); n < end; ++n) {
@@ -527,7 +533,7 @@ private:
                     for (Index f = 0; f < filters_; ++f)
                         chunk_grad_bias[f] += detail::ordered_sum(grad_out + f * positions, positions);
                 if (dx.data() != nullptr)
-                    detail::sum_row_shifted(g.channels, grad, weight_table_.data(), layout.grad_length, plane,
+                    detail::sum_row_shifted(g.channels, grad, scratch().weight_table.data(), layout.grad_length, plane,
                                             dx.data() + n * g.image_size(), plane);
             }
         });
@@ -561,10 +567,7 @@ private:
     bool use_bias_;
     Matrix<T> weight_, grad_weight_;
     Vector<T> bias_, grad_bias_;
-    detail::WorkerBuffers<T> columns_, products_, phases_;
-    GemmScratch<T> gemm_;
-    std::vector<T> partial_weight_, partial_bias_;  // one slice per chunk
-    std::vector<T> weight_table_;                    // direct path: W rearranged per pass
+    detail::ScratchSpace<T> scratch_;  // columns, GEMM space, partial gradients, weight table
 };
 
 }  // namespace latent

@@ -43,6 +43,8 @@ public:
     using Scalar = T;
     static constexpr const char* type_name = "ConvTranspose2D";
     bool backward_reads_output() const { return false; }  // it reads x and dy: y may be overwritten
+    // Scratch memory of a call; a model lends all its layers one Workspace (core/workspace.hpp).
+    void lend_workspace(Workspace<T>* workspace) { scratch_.lend(workspace); }
 
     // output_padding: none (the default, Keras's None) or a value per axis with 0 <= op < stride.
     ConvTranspose2D(Index filters, Size2 kernel, Size2 stride = 1, Padding padding = Padding::Same,
@@ -102,13 +104,13 @@ public:
         parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
             const Index first = chunks.begin(chunk), count = chunks.size(chunk);
             const Index columns = count * g.positions();
-            T* input_buffer = inputs_.slice(worker);
-            T* columns_buffer = columns_.slice(worker);
+            T* input_buffer = scratch().staging.slice(worker);
+            T* columns_buffer = scratch().columns.slice(worker);
             gather_channels(input, x.data() + first * input.size(), count, input_buffer);
-            gemm_.multiply(worker, MatrixView<T>(columns_buffer, g.rows(), columns), weight_.transpose(),
+            scratch().gemm.multiply(worker, MatrixView<T>(columns_buffer, g.rows(), columns), weight_.transpose(),
                            ConstMatrixView<T>(input_buffer, input.channels, columns));
             T* y_chunk = y.data() + first * output.size();
-            col2im(g, columns_buffer, count, y_chunk, phases_.slice(worker));
+            col2im(g, columns_buffer, count, y_chunk, scratch().phases.slice(worker));
             if (use_bias_) add_bias(output, count, y_chunk);
         });
     }
@@ -122,34 +124,34 @@ public:
         const Chunks chunks = conv_chunks(x.dimension(0), g.positions());
         reserve_scratch(input, g, chunks);
         const Index weight_size = weight_.size();
-        detail::grow(partial_weight_, chunks.count() * weight_size);
-        detail::grow(partial_bias_, chunks.count() * filters_);
+        detail::grow(scratch().partial_weight, chunks.count() * weight_size);
+        detail::grow(scratch().partial_bias, chunks.count() * filters_);
         parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
             const Index first = chunks.begin(chunk), count = chunks.size(chunk);
             const Index columns = count * g.positions();
-            T* input_buffer = inputs_.slice(worker);
-            T* columns_buffer = columns_.slice(worker);
+            T* input_buffer = scratch().staging.slice(worker);
+            T* columns_buffer = scratch().columns.slice(worker);
             const T* dy_chunk = dy.data() + first * output.size();
-            im2col(g, dy_chunk, count, columns_buffer, phases_.slice(worker));
+            im2col(g, dy_chunk, count, columns_buffer, scratch().phases.slice(worker));
             gather_channels(input, x.data() + first * input.size(), count, input_buffer);
             const ConstMatrixView<T> grad_columns(columns_buffer, g.rows(), columns);
             const ConstMatrixView<T> inputs(input_buffer, input.channels, columns);
-            MatrixView<T> chunk_grad_weight(partial_weight_.data() + chunk * weight_size,
+            MatrixView<T> chunk_grad_weight(scratch().partial_weight.data() + chunk * weight_size,
                                             input.channels, g.rows());
-            gemm_.multiply(worker, chunk_grad_weight, inputs, grad_columns.transpose());
+            scratch().gemm.multiply(worker, chunk_grad_weight, inputs, grad_columns.transpose());
             if (use_bias_)
-                sum_channels(output, dy_chunk, count, partial_bias_.data() + chunk * filters_);
+                sum_channels(output, dy_chunk, count, scratch().partial_bias.data() + chunk * filters_);
             if (dx.data() == nullptr) return;
             // X is no longer needed: its buffer receives the input gradient in the same layout.
-            gemm_.multiply(worker, MatrixView<T>(input_buffer, input.channels, columns), weight_, grad_columns);
+            scratch().gemm.multiply(worker, MatrixView<T>(input_buffer, input.channels, columns), weight_, grad_columns);
             scatter_channels(input, input_buffer, count, dx.data() + first * input.size());
         });
         for (Index chunk = 0; chunk < chunks.count(); ++chunk) {
-            grad_weight_ += ConstMatrixView<T>(partial_weight_.data() + chunk * weight_size,
+            grad_weight_ += ConstMatrixView<T>(scratch().partial_weight.data() + chunk * weight_size,
                                                weight_.rows(), weight_.cols());
             if (use_bias_)
                 grad_bias_ +=
-                    Eigen::Map<const Vector<T>>(partial_bias_.data() + chunk * filters_, filters_);
+                    Eigen::Map<const Vector<T>>(scratch().partial_bias.data() + chunk * filters_, filters_);
         }
     }
 
@@ -196,6 +198,8 @@ public:
     const Vector<T>& grad_bias() const { return grad_bias_; }
 
 private:
+    Workspace<T>& scratch() { return scratch_.get(); }
+
     // Multiply-adds of one pass over `batch` samples, which decides whether threads are worth it.
     Index work(const ConvGeometry& g, Index batch) const { return batch * g.positions() * g.rows() * filters_; }
 
@@ -217,16 +221,16 @@ private:
     // gradients; they only ever grow, so a call with the same or a smaller batch allocates nothing.
     void reserve_scratch(const Shape& input, const ConvGeometry& g, const Chunks& chunks) {
         const Index workers = std::min<Index>(num_threads(), std::max<Index>(chunks.count(), 1));
-        inputs_.reserve(workers, chunks.chunk_size * input.size());
-        columns_.reserve(workers, g.rows() * chunks.chunk_size * g.positions());
-        phases_.reserve(workers, im2col_scratch_size(g, chunks.chunk_size));
+        scratch().staging.reserve(workers, chunks.chunk_size * input.size());
+        scratch().columns.reserve(workers, g.rows() * chunks.chunk_size * g.positions());
+        scratch().phases.reserve(workers, im2col_scratch_size(g, chunks.chunk_size));
         for (Index samples : {chunks.chunk_size, chunks.size(chunks.count() - 1)}) {
             const Index chunk_columns = samples * g.positions();
-            gemm_.plan(g.rows(), chunk_columns, input.channels);  // forward: columns
-            gemm_.plan(input.channels, g.rows(), chunk_columns);  // weight gradient
-            gemm_.plan(input.channels, chunk_columns, g.rows());  // input gradient
+            scratch().gemm.plan(g.rows(), chunk_columns, input.channels);  // forward: columns
+            scratch().gemm.plan(input.channels, g.rows(), chunk_columns);  // weight gradient
+            scratch().gemm.plan(input.channels, chunk_columns, g.rows());  // input gradient
         }
-        gemm_.reserve(workers);
+        scratch().gemm.reserve(workers);
     }
 
     // S samples of (C, H*W) in NCHW <-> one (C, S*H*W) matrix with the samples side by side.
@@ -271,9 +275,7 @@ private:
     bool use_bias_;
     Matrix<T> weight_, grad_weight_;
     Vector<T> bias_, grad_bias_;
-    detail::WorkerBuffers<T> inputs_, columns_, phases_;
-    GemmScratch<T> gemm_;
-    std::vector<T> partial_weight_, partial_bias_;  // one slice per chunk
+    detail::ScratchSpace<T> scratch_;  // columns, staged inputs, GEMM space, partial gradients
 };
 
 }  // namespace latent

@@ -17,6 +17,8 @@ public:
     using Scalar = T;
     static constexpr const char* type_name = "Dense";
     bool backward_reads_output() const { return false; }  // it reads x and dy: y may be overwritten
+    // Scratch memory of a call; a model lends all its layers one Workspace (core/workspace.hpp).
+    void lend_workspace(Workspace<T>* workspace) { scratch_.lend(workspace); }
 
     explicit Dense(Index units, Init init = Init::GlorotUniform, bool use_bias = true)
         : units_(units), init_(init), use_bias_(use_bias) {
@@ -52,7 +54,7 @@ public:
             parallel_for(blocks.count(), input.rows() * units_ * input.cols(), [&](Index block, int worker) {
                 const Index first = blocks.begin(block), count = blocks.size(block);
                 auto out = output.middleCols(first, count);
-                gemm_.multiply(worker, out, input, weight_.middleRows(first, count).transpose());
+                scratch().gemm.multiply(worker, out, input, weight_.middleRows(first, count).transpose());
                 if (use_bias_) out.rowwise() += bias_.segment(first, count).transpose();
             });
             return;
@@ -60,7 +62,7 @@ public:
         parallel_for(rows.count(), input.rows() * units_ * input.cols(), [&](Index chunk, int worker) {
             const Index first = rows.begin(chunk), count = rows.size(chunk);
             auto out = output.middleRows(first, count);
-            gemm_.multiply(worker, out, input.middleRows(first, count), weight_.transpose());
+            scratch().gemm.multiply(worker, out, input.middleRows(first, count), weight_.transpose());
             if (use_bias_) out.rowwise() += bias_.transpose();
         });
     }
@@ -77,7 +79,7 @@ public:
         reserve_gemm(rows, input.cols());
         parallel_for(unit_blocks.count(), input.rows() * units_ * input.cols(), [&](Index block, int worker) {
             const Index first = unit_blocks.begin(block), count = unit_blocks.size(block);
-            gemm_.multiply(worker, grad_weight_.middleRows(first, count),
+            scratch().gemm.multiply(worker, grad_weight_.middleRows(first, count),
                            grad_output.middleCols(first, count).transpose(), input, /*accumulate=*/true);
             if (use_bias_)
                 grad_bias_.segment(first, count) +=
@@ -89,14 +91,14 @@ public:
             const Chunks blocks = column_chunks(input.cols());
             parallel_for(blocks.count(), input.rows() * units_ * input.cols(), [&](Index block, int worker) {
                 const Index first = blocks.begin(block), count = blocks.size(block);
-                gemm_.multiply(worker, grad_input.middleCols(first, count), grad_output,
+                scratch().gemm.multiply(worker, grad_input.middleCols(first, count), grad_output,
                                weight_.middleCols(first, count));
             });
             return;
         }
         parallel_for(rows.count(), input.rows() * units_ * input.cols(), [&](Index chunk, int worker) {
             const Index first = rows.begin(chunk), count = rows.size(chunk);
-            gemm_.multiply(worker, grad_input.middleRows(first, count), grad_output.middleRows(first, count),
+            scratch().gemm.multiply(worker, grad_input.middleRows(first, count), grad_output.middleRows(first, count),
                            weight_);
         });
     }
@@ -131,6 +133,8 @@ public:
     static bool splits_columns(Index rows) { return rows < 64; }
 
 private:
+    Workspace<T>& scratch() { return scratch_.get(); }
+
     // Up to 64 rows per GEMM, and at least 4 chunks for batches of 8 or more.
     static Chunks row_chunks(Index rows) { return batch_chunks(rows, 1, 64, 4); }
     // Column blocks of a small batch's products: 8 for two threads to share, of 64 columns or more.
@@ -145,20 +149,20 @@ private:
         if (splits_columns(rows.total)) {
             const Chunks unit_blocks = column_chunks(units_), input_blocks = column_chunks(inputs);
             for (Index count : {unit_blocks.chunk_size, unit_blocks.size(unit_blocks.count() - 1)})
-                gemm_.plan(rows.total, count, inputs);  // forward
+                scratch().gemm.plan(rows.total, count, inputs);  // forward
             for (Index count : {input_blocks.chunk_size, input_blocks.size(input_blocks.count() - 1)})
-                gemm_.plan(rows.total, count, units_);  // input gradient
+                scratch().gemm.plan(rows.total, count, units_);  // input gradient
             chunks = std::max(unit_blocks.count(), input_blocks.count());
         } else {
             for (Index count : {rows.chunk_size, rows.size(rows.count() - 1)}) {
-                gemm_.plan(count, units_, inputs);  // forward
-                gemm_.plan(count, inputs, units_);  // input gradient
+                scratch().gemm.plan(count, units_, inputs);  // forward
+                scratch().gemm.plan(count, inputs, units_);  // input gradient
             }
         }
         const Chunks units = unit_chunks();
         for (Index count : {units.chunk_size, units.size(units.count() - 1)})
-            gemm_.plan(count, inputs, rows.total);  // weight gradient
-        gemm_.reserve(std::min<Index>(num_threads(), std::max(chunks, units.count())));
+            scratch().gemm.plan(count, inputs, rows.total);  // weight gradient
+        scratch().gemm.reserve(std::min<Index>(num_threads(), std::max(chunks, units.count())));
     }
 
     Index units_;
@@ -166,7 +170,7 @@ private:
     bool use_bias_;
     Matrix<T> weight_, grad_weight_;
     Vector<T> bias_, grad_bias_;
-    GemmScratch<T> gemm_;
+    detail::ScratchSpace<T> scratch_;  // GEMM packing space
 };
 
 }  // namespace latent

@@ -19,6 +19,8 @@
 //   bool backward_reads_output() const;   // false: backward never reads y (default: true)
 // A model uses these to let element-wise layers overwrite their input's buffer instead of
 // keeping a copy of every activation: legal when the layer before does not need its output.
+//   void lend_workspace(Workspace<T>* workspace);   // per-call scratch a model shares among its
+//                                                   // layers (core/workspace.hpp); null: own
 //
 // backward may be given a dx with no data (dx.data() == nullptr) when nobody needs the input
 // gradient (the first layer of a model); it must then skip computing it. Parameter gradients
@@ -37,6 +39,7 @@
 #include "../core/errors.hpp"
 #include "../core/random.hpp"
 #include "../core/tensor.hpp"
+#include "../core/workspace.hpp"
 #include "config.hpp"
 
 namespace latent {
@@ -72,6 +75,12 @@ struct has_in_place<L, std::void_t<decltype(bool{std::declval<const L&>().in_pla
 template <class L, class = void> struct has_backward_reads_output : std::false_type {};
 template <class L>
 struct has_backward_reads_output<L, std::void_t<decltype(bool{std::declval<const L&>().backward_reads_output()})>>
+    : std::true_type {};
+
+template <class L, class = void> struct has_lend_workspace : std::false_type {};
+template <class L>
+struct has_lend_workspace<
+    L, std::void_t<decltype(std::declval<L&>().lend_workspace(std::declval<Workspace<typename L::Scalar>*>()))>>
     : std::true_type {};
 
 template <class L, class = void> struct has_set_training : std::false_type {};
@@ -159,6 +168,7 @@ public:
     // See the layer contract above; layers that say nothing are neither.
     bool in_place() const { return self_->in_place(); }
     bool backward_reads_output() const { return self_->backward_reads_output(); }
+    void lend_workspace(Workspace<T>* workspace) { self_->lend_workspace(workspace); }
 
     // The held layer if it is an L, else nullptr.
     template <class L> L* get() {
@@ -186,6 +196,7 @@ private:
         virtual void set_training(bool training) = 0;
         virtual bool in_place() const = 0;
         virtual bool backward_reads_output() const = 0;
+        virtual void lend_workspace(Workspace<T>* workspace) = 0;
     };
 
     template <class L> struct Holder final : Interface {
@@ -221,6 +232,10 @@ private:
         bool backward_reads_output() const override {
             if constexpr (detail::has_backward_reads_output<L>::value) return layer.backward_reads_output();
             else return true;
+        }
+        void lend_workspace(Workspace<T>* workspace) override {
+            if constexpr (detail::has_lend_workspace<L>::value) layer.lend_workspace(workspace);
+            else (void)workspace;
         }
         L layer;
     };

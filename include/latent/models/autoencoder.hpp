@@ -31,8 +31,12 @@ public:
         decoder_.build(encoder_.output_shape(), derive_seed(seed, 1));
         check_round_trip();
         collect_parameters();
+        share_workspace();
     }
-    Autoencoder(const Autoencoder& other) : encoder_(other.encoder_), decoder_(other.decoder_) { collect_parameters(); }
+    Autoencoder(const Autoencoder& other) : encoder_(other.encoder_), decoder_(other.decoder_) {
+        collect_parameters();
+        share_workspace();
+    }
     Autoencoder(Autoencoder&&) noexcept = default;
     Autoencoder& operator=(const Autoencoder& other) {
         if (this != &other) *this = Autoencoder(other);
@@ -151,6 +155,14 @@ private:
     Autoencoder(Encoder<T> encoder, Decoder<T> decoder) : encoder_(std::move(encoder)), decoder_(std::move(decoder)) {
         check_round_trip();
         collect_parameters();
+        share_workspace();
+    }
+
+    // Both halves run their layers on one Workspace: they never run at the same time. (A move
+    // keeps the Workspace's address, so the loan survives moves of the model.)
+    void share_workspace() {
+        encoder_.lend_workspace(&workspace_.get());
+        decoder_.lend_workspace(&workspace_.get());
     }
 
     void check_round_trip() const {
@@ -208,6 +220,7 @@ private:
     Encoder<T> encoder_;
     Decoder<T> decoder_;
     std::vector<Parameter<T>> parameters_;
+    detail::ScratchSpace<T> workspace_;
 };
 
 // fit()'s Checkpoint callback saves through this (found by argument-dependent lookup).

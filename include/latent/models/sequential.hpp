@@ -102,6 +102,7 @@ public:
                              batch_shape_str(x.dimension(0), actual));
         const Index batch = x.dimension(0);
         reserve(batch);
+        lend_workspace_to_layers();
         input_data_ = x.data();
         const T* current = x.data();  // (Eigen maps copy values on assignment: keep pointers)
         for (Index i = 0; i < size(); ++i) {
@@ -138,6 +139,7 @@ public:
         if (grad.dimension(0) != batch_ || sample_shape<T>(grad) != expected)
             throw ShapeError("Sequential backward: gradient should be " + batch_shape_str(batch_, expected) +
                              ", got " + batch_shape_str(grad.dimension(0), sample_shape<T>(grad)));
+        lend_workspace_to_layers();
         const T* current = grad.data();
         const std::vector<int>& targets = gradient_targets_[skip_last_layer ? 1 : 0];
         for (Index i = last; i >= 0; --i) {
@@ -153,6 +155,10 @@ public:
         if (!want_input_gradient) return ConstTensorView<T>(nullptr, 0, 0, 0, 0);
         return view<T>(current, batch_, input_shape_);
     }
+
+    // The scratch memory the layers share during a pass: the model's own, or one lent to it (an
+    // Autoencoder lends one to both halves).
+    void lend_workspace(Workspace<T>* workspace) { workspace_.lend(workspace); }
 
     // Every parameter (value and gradient views) in layer order; fixed after build().
     const std::vector<Parameter<T>>& parameters() const { return parameters_; }
@@ -297,6 +303,12 @@ private:
             }
     }
 
+    // Lent again before every pass: a copied model's layers start without a loan.
+    void lend_workspace_to_layers() {
+        Workspace<T>* workspace = &workspace_.get();
+        for (auto& layer : layers_) layer.lend_workspace(workspace);
+    }
+
     TensorView<T> activation_view(Index index, Index batch) {
         return view<T>(activations_[buffer_of_[static_cast<std::size_t>(index)]].data(), batch,
                        layers_[static_cast<std::size_t>(index)].output_shape());
@@ -313,6 +325,7 @@ private:
     std::array<std::vector<int>, 2> gradient_targets_;  // per layer, the gradient buffer of its dx
                                                          // (backward from the last layer; with skip_last_layer)
     const T* input_data_ = nullptr;  // the last forward()'s input (the caller's memory)
+    detail::ScratchSpace<T> workspace_;  // per-call scratch of the layers (core/workspace.hpp)
     Index batch_ = 0;
 };
 
