@@ -209,8 +209,10 @@ TEST_CASE("fit: the automatic micro_batch keeps a slice's largest activation nea
                              {1, 28, 28});
     const BinaryCrossEntropy<float> bce;
     CHECK(mnist.largest_activation() == 32 * 28 * 28);
-    CHECK(detail::micro_batch_size<float>(mnist, bce, 128, 0) == 10);  // 13 slices of 10 (the last 8)
+    // 1 MiB holds 10 samples; a multiple of 8 shares evenly among threads.
+    CHECK(detail::micro_batch_size<float>(mnist, bce, 128, 0) == 8);   // 16 slices of 8
     CHECK(detail::micro_batch_size<float>(mnist, bce, 32, 0) == 8);
+    CHECK(detail::micro_batch_size<float>(mnist, bce, 50, 0) == 8);    // 6 slices of 8, one of 2
     CHECK(detail::micro_batch_size<float>(mnist, bce, 8, 0) == 8);     // a small batch stays whole
     CHECK(detail::micro_batch_size<float>(mnist, bce, 128, 20) == 20);  // as requested
     CHECK(detail::micro_batch_size<float>(mnist, bce, 16, 20) == 16);

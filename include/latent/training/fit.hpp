@@ -120,9 +120,12 @@ Index micro_batch_size(const Model& model, const LossType& loss, Index batch, In
     if constexpr (!has_largest_activation<Model>::value) return batch;
     else {
         const Index largest = std::max<Index>(1, model.largest_activation());
-        const Index fitting = std::max<Index>(1, micro_batch_bytes / (largest * Index(sizeof(T))));
+        Index fitting = std::max<Index>(1, micro_batch_bytes / (largest * Index(sizeof(T))));
         if (loss_reduction(loss) < 0 || fitting >= batch || model.parameter_count() > fitting * largest)
             return batch;
+        // A multiple of 8 samples splits into chunks that 2, 4 or 8 threads share evenly (10
+        // samples made 5 chunks, and 2 threads ran 3 and 2 of them: 10-15% slower than 8).
+        if (fitting >= 8) fitting -= fitting % 8;
         const Index slices = (batch + fitting - 1) / fitting;
         return (batch + slices - 1) / slices;
     }
