@@ -7,6 +7,10 @@
 //
 // Operands are any Eigen expressions that Eigen itself would hand to its GEMM kernel: maps or
 // matrices, row- or column-major, blocks of them, and transposes of those.
+//
+// Built with LATENT_USE_BLAS (CMake option of the same name), float and double products go to
+// a single-threaded OpenBLAS instead (cblas_sgemm / cblas_dgemm): latent's threads split the
+// batch, so each call runs on one thread, and results still do not depend on the thread count.
 #pragma once
 
 #include <Eigen/Core>
@@ -20,6 +24,12 @@
 #include "errors.hpp"
 #include "scratch.hpp"
 #include "tensor.hpp"
+
+#ifdef LATENT_USE_BLAS
+#include <cblas.h>
+
+#include <limits>
+#endif
 
 namespace latent {
 namespace detail {
@@ -62,6 +72,37 @@ blocking_for(Index rows, Index cols, Index depth) {
                                                       : GemmBlockingSizes<T>(rows, cols, depth);
 }
 
+#ifdef LATENT_USE_BLAS
+// result = alpha * lhs * rhs + beta * result through CBLAS, for operands whose elements are
+// contiguous along their inner dimension; false (nothing done) when CBLAS cannot take them.
+template <class T, class Result, class Lhs, class Rhs>
+bool blas_gemm(Result& result, const Lhs& lhs, const Rhs& rhs, T alpha, T beta) {
+    if constexpr (!std::is_same_v<T, float> && !std::is_same_v<T, double>) {
+        return false;
+    } else {
+        constexpr Index limit = std::numeric_limits<int>::max();
+        if (result.innerStride() != 1 || lhs.innerStride() != 1 || rhs.innerStride() != 1 ||
+            std::max({result.rows(), result.cols(), lhs.cols(), result.outerStride(), lhs.outerStride(),
+                      rhs.outerStride()}) > limit)
+            return false;
+        const bool row_major = storage_order<Result>() == Eigen::RowMajor;
+        const auto order = row_major ? CblasRowMajor : CblasColMajor;
+        const auto lhs_transpose = (storage_order<Lhs>() == Eigen::RowMajor) == row_major ? CblasNoTrans : CblasTrans;
+        const auto rhs_transpose = (storage_order<Rhs>() == Eigen::RowMajor) == row_major ? CblasNoTrans : CblasTrans;
+        const int rows = static_cast<int>(result.rows()), cols = static_cast<int>(result.cols());
+        const int depth = static_cast<int>(lhs.cols());
+        const auto stride = [](const auto& matrix) { return static_cast<int>(matrix.outerStride()); };
+        if constexpr (std::is_same_v<T, float>)
+            cblas_sgemm(order, lhs_transpose, rhs_transpose, rows, cols, depth, alpha, &lhs.coeffRef(0, 0),
+                        stride(lhs), &rhs.coeffRef(0, 0), stride(rhs), beta, result.data(), stride(result));
+        else
+            cblas_dgemm(order, lhs_transpose, rhs_transpose, rows, cols, depth, alpha, &lhs.coeffRef(0, 0),
+                        stride(lhs), &rhs.coeffRef(0, 0), stride(rhs), beta, result.data(), stride(result));
+        return true;
+    }
+}
+#endif
+
 }  // namespace detail
 
 // Scratch values gemm() needs for a (rows x depth) * (depth x cols) product written to a matrix
@@ -88,21 +129,26 @@ void gemm(Result&& result, const Lhs& lhs, const Rhs& rhs, T* workspace, Index w
         throw ShapeError("gemm: (" + std::to_string(rows) + "x" + std::to_string(depth) + ") * (" +
                          std::to_string(rhs.rows()) + "x" + std::to_string(cols) + ") into (" +
                          std::to_string(result.rows()) + "x" + std::to_string(result.cols()) + ")");
-    if (!accumulate) result.setZero();
-    if (rows == 0 || cols == 0 || depth == 0) return;
-
+    if (rows == 0 || cols == 0 || depth == 0) {
+        if (!accumulate) result.setZero();
+        return;
+    }
     const auto sizes = detail::blocking_for<Result>(rows, cols, depth);
     void* start = workspace;
     std::size_t space = static_cast<std::size_t>(workspace_size) * sizeof(T);
     T* aligned = static_cast<T*>(std::align(64, sizeof(T) * static_cast<std::size_t>(sizes.total()), start, space));
-    if (aligned == nullptr)
+    if (aligned == nullptr)  // (checked with BLAS too, so a caller's mistake shows in every build)
         throw Error("gemm: workspace of " + std::to_string(workspace_size) + " values is too small (needs " +
                     std::to_string(sizes.total() + 16) + ")");
+    const T alpha = LhsTraits::extractScalarFactor(lhs) * RhsTraits::extractScalarFactor(rhs);
+#ifdef LATENT_USE_BLAS
+    if (detail::blas_gemm<T>(result, actual_lhs, actual_rhs, alpha, accumulate ? T(1) : T(0))) return;
+#endif
+    if (!accumulate) result.setZero();
     detail::CallerBlocking<T> blocking(sizes, aligned);
 
     using ActualLhs = std::decay_t<decltype(actual_lhs)>;
     using ActualRhs = std::decay_t<decltype(actual_rhs)>;
-    const T alpha = LhsTraits::extractScalarFactor(lhs) * RhsTraits::extractScalarFactor(rhs);
     general_matrix_matrix_product<Index, T, detail::storage_order<ActualLhs>(), false, T,
                                   detail::storage_order<ActualRhs>(), false, detail::storage_order<Result>(),
                                   1>::run(rows, cols, depth, &actual_lhs.coeffRef(0, 0), actual_lhs.outerStride(),
