@@ -237,7 +237,7 @@ public:
             im2col(g, x.data() + first * g.image_size(), count, im2col_buffer,
                    scratch().phases.slice(worker));
             scratch().gemm.multiply(worker, MatrixView<T>(product_buffer, filters_, columns), weight_,
-                           ConstMatrixView<T>(im2col_buffer, g.rows(), columns));
+                                    ConstMatrixView<T>(im2col_buffer, g.rows(), columns));
             scatter_output(g, product_buffer, count, y.data() + first * filters_ * g.positions());
         });
     }
@@ -279,7 +279,7 @@ public:
             if (dx.data() == nullptr) return;
             // The columns of x are no longer needed: their buffer receives the column gradients.
             scratch().gemm.multiply(worker, MatrixView<T>(im2col_buffer, g.rows(), columns), weight_.transpose(),
-                           grad_output);
+                                    grad_output);
             col2im(g, im2col_buffer, count, dx.data() + first * g.image_size(),
                    scratch().phases.slice(worker));
         });

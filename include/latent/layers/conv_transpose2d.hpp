@@ -108,7 +108,7 @@ public:
             T* columns_buffer = scratch().columns.slice(worker);
             gather_channels(input, x.data() + first * input.size(), count, input_buffer);
             scratch().gemm.multiply(worker, MatrixView<T>(columns_buffer, g.rows(), columns), weight_.transpose(),
-                           ConstMatrixView<T>(input_buffer, input.channels, columns));
+                                    ConstMatrixView<T>(input_buffer, input.channels, columns));
             T* y_chunk = y.data() + first * output.size();
             col2im(g, columns_buffer, count, y_chunk, scratch().phases.slice(worker));
             if (use_bias_) add_bias(output, count, y_chunk);

@@ -80,7 +80,7 @@ public:
         parallel_for(unit_blocks.count(), input.rows() * units_ * input.cols(), [&](Index block, int worker) {
             const Index first = unit_blocks.begin(block), count = unit_blocks.size(block);
             scratch().gemm.multiply(worker, grad_weight_.middleRows(first, count),
-                           grad_output.middleCols(first, count).transpose(), input, /*accumulate=*/true);
+                                    grad_output.middleCols(first, count).transpose(), input, /*accumulate=*/true);
             if (use_bias_)
                 grad_bias_.segment(first, count) +=
                     grad_output.middleCols(first, count).colwise().sum().transpose();
@@ -92,14 +92,14 @@ public:
             parallel_for(blocks.count(), input.rows() * units_ * input.cols(), [&](Index block, int worker) {
                 const Index first = blocks.begin(block), count = blocks.size(block);
                 scratch().gemm.multiply(worker, grad_input.middleCols(first, count), grad_output,
-                               weight_.middleCols(first, count));
+                                        weight_.middleCols(first, count));
             });
             return;
         }
         parallel_for(rows.count(), input.rows() * units_ * input.cols(), [&](Index chunk, int worker) {
             const Index first = rows.begin(chunk), count = rows.size(chunk);
             scratch().gemm.multiply(worker, grad_input.middleRows(first, count), grad_output.middleRows(first, count),
-                           weight_);
+                                    weight_);
         });
     }
 
