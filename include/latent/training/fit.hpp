@@ -49,6 +49,8 @@ template <class T = float> struct FitOptions {
     // Samples per forward/backward pass within a batch. The parameter gradients accumulate over
     // the passes, so a step is the batch's step up to rounding. 0: chosen per model (see
     // detail::micro_batch_size): slices that keep activations in cache, else the whole batch.
+    // (Exact because every latent layer treats samples independently; a user's layer that
+    // mixes the samples of a batch needs micro_batch = batch_size.)
     Index micro_batch = 0;
 };
 
