@@ -31,6 +31,7 @@
 #include <latent/latent.hpp>
 
 #include "benchmarks/workloads.hpp"
+#include "helpers.hpp"
 
 // --------------------------------------------------------------------------- counting allocator
 
@@ -317,4 +318,39 @@ TEST_CASE("allocations: steady-state inference forward of W1, W2 and W3, 1 and 2
     check_inference("W1", 8);
     check_inference("W2", 4);
     check_inference("W3", 4);
+}
+
+namespace {
+
+// Allocations made by a second forward + backward at the same batch and one at a smaller
+// batch, after a first call at the full batch sized the scratch buffers.
+template <class L> long steady_state_layer_allocations(const L& layer_value, const Shape& input) {
+    Layer<float> layer = layer_value;
+    Rng rng(0);
+    layer.build(input, rng);
+    const Index batch = 19, smaller = 6;
+    const Tensor<float> x = test::random_tensor<float>(batch, input, 1);
+    Tensor<float> y = make_tensor<float>(batch, layer.output_shape());
+    Tensor<float> dx = make_tensor<float>(batch, input);
+    const Tensor<float> dy = test::random_tensor<float>(batch, layer.output_shape(), 2);
+    auto step = [&](Index count) {
+        const auto x_part = batch_slice(view(x), 0, count);
+        const auto y_part = batch_slice(view(y), 0, count);
+        layer.forward(x_part, y_part);
+        layer.backward(x_part, const_view(y_part), batch_slice(view(dy), 0, count),
+                       batch_slice(view(dx), 0, count));
+    };
+    step(batch);
+    return count_allocations([&] {
+               step(batch);
+               step(smaller);
+           }).total();
+}
+
+}  // namespace
+
+TEST_CASE("allocations: steady-state Conv2D (GEMM and direct paths) and ConvTranspose2D calls allocate nothing") {
+    CHECK(steady_state_layer_allocations(Conv2D<float>(4, 3, 2), {3, 9, 7}) == 0);
+    CHECK(steady_state_layer_allocations(Conv2D<float>(2, 3), {3, 9, 7}) == 0);  // direct path
+    CHECK(steady_state_layer_allocations(ConvTranspose2D<float>(4, 3, 2), {3, 5, 4}) == 0);
 }

@@ -6,10 +6,8 @@
 #include <latent/layers/conv2d.hpp>
 #include <latent/layers/conv_transpose2d.hpp>
 
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <new>
 #include <string>
 #include <utility>
 #include <vector>
@@ -18,35 +16,6 @@
 #include "reference_layers.hpp"
 
 using namespace latent;
-
-// Counts the program's calls to operator new, so a test can assert that a steady-state layer
-// call allocates nothing. (Eigen's own aligned buffers come from malloc and are not counted.)
-namespace {
-std::atomic<long> allocation_count{0};
-
-void* counted_allocation(std::size_t size) {
-    allocation_count.fetch_add(1, std::memory_order_relaxed);
-    if (void* memory = std::malloc(size == 0 ? 1 : size)) return memory;
-    throw std::bad_alloc();
-}
-}  // namespace
-
-void* operator new(std::size_t size) { return counted_allocation(size); }
-void* operator new[](std::size_t size) { return counted_allocation(size); }
-void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
-    allocation_count.fetch_add(1, std::memory_order_relaxed);
-    return std::malloc(size == 0 ? 1 : size);
-}
-void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
-    allocation_count.fetch_add(1, std::memory_order_relaxed);
-    return std::malloc(size == 0 ? 1 : size);
-}
-void operator delete(void* memory) noexcept { std::free(memory); }
-void operator delete[](void* memory) noexcept { std::free(memory); }
-void operator delete(void* memory, std::size_t) noexcept { std::free(memory); }
-void operator delete[](void* memory, std::size_t) noexcept { std::free(memory); }
-void operator delete(void* memory, const std::nothrow_t&) noexcept { std::free(memory); }
-void operator delete[](void* memory, const std::nothrow_t&) noexcept { std::free(memory); }
 
 namespace {
 
@@ -711,40 +680,4 @@ TEST_CASE("conv_transpose2d: forward and backward are bit-identical with 1 and 2
           "[conv_transpose2d][threads]") {
     check_thread_independence(ConvTranspose2D<float>(5, 3, 2), {3, 7, 6});
     check_thread_independence(ConvTranspose2D<float>(4, {3, 2}, 2, Padding::Valid, 1), {2, 5, 4});
-}
-
-namespace {
-
-// operator new calls made by a second forward + backward at the same batch and one at a
-// smaller batch, after a first call at the full batch sized the scratch buffers.
-template <class L> long steady_state_allocations(const L& layer_value, const Shape& input) {
-    Layer<float> layer = layer_value;
-    Rng rng(0);
-    layer.build(input, rng);
-    const Index batch = 19, smaller = 6;
-    const Tensor<float> x = test::random_tensor<float>(batch, input, 1);
-    Tensor<float> y = make_tensor<float>(batch, layer.output_shape());
-    Tensor<float> dx = make_tensor<float>(batch, input);
-    const Tensor<float> dy = test::random_tensor<float>(batch, layer.output_shape(), 2);
-    auto step = [&](Index count) {
-        const auto x_part = batch_slice(view(x), 0, count);
-        const auto y_part = batch_slice(view(y), 0, count);
-        layer.forward(x_part, y_part);
-        layer.backward(x_part, const_view(y_part), batch_slice(view(dy), 0, count),
-                       batch_slice(view(dx), 0, count));
-    };
-    step(batch);
-    const long before = allocation_count.load();
-    step(batch);
-    step(smaller);
-    return allocation_count.load() - before;
-}
-
-}  // namespace
-
-TEST_CASE("conv2d and conv_transpose2d: steady-state calls allocate nothing",
-          "[conv2d][conv_transpose2d]") {
-    CHECK(steady_state_allocations(Conv2D<float>(4, 3, 2), {3, 9, 7}) == 0);
-    CHECK(steady_state_allocations(Conv2D<float>(2, 3), {3, 9, 7}) == 0);  // direct path
-    CHECK(steady_state_allocations(ConvTranspose2D<float>(4, 3, 2), {3, 5, 4}) == 0);
 }
