@@ -411,6 +411,15 @@ inline TrainTest split_faces(const Faces& faces, Index train_limit, Index test_l
     return {gather(faces.images, train), gather(faces.images, test)};
 }
 
+// Faces resized to size x size (bicubic) and kept in [0, 1]: bicubic overshoots near sharp
+// edges. Faces already of that size are returned as they are.
+inline Images resize_faces(const Images& faces, Index size) {
+    if (faces.dimension(2) == size && faces.dimension(3) == size) return faces;
+    Images resized = latent::resize_bicubic(faces, size, size);
+    resized = resized.cwiseMax(0.0f).cwiseMin(1.0f);
+    return resized;
+}
+
 // ---------------------------------------------------------------------------------------------
 // main()
 

@@ -102,10 +102,8 @@ int run(int argc, char** argv) {
 
     Adam<float> adam(1e-3);
     const example::Stopwatch clock;
-    const History history = model.fit(data.train, data.train, BinaryCrossEntropy<float>(), adam,
-                                      example::fit_options(options));
+    model.fit(data.train, data.train, BinaryCrossEntropy<float>(), adam, example::fit_options(options));
     const double train_seconds = clock.seconds();
-    write_history_csv(example::output_path(options, "history.csv"), history);
 
     const example::Images codes = model.encode(data.test);  // (N, 32, 1, 1)
     save_npy(example::output_path(options, "codes.npy"),

@@ -49,14 +49,6 @@ Autoencoder<float> build_model(std::uint64_t seed) {
     return Autoencoder<float>(std::move(encoder), std::move(decoder), Shape{1, face_size, face_size}, seed);
 }
 
-// 64x64 faces in [0, 1] (the olivetti64 faces are already that size and are kept as they are).
-example::Images to_64x64(const example::Images& faces) {
-    if (faces.dimension(2) == face_size && faces.dimension(3) == face_size) return faces;
-    example::Images resized = resize_bicubic(faces, face_size, face_size);
-    resized = resized.cwiseMax(0.0f).cwiseMin(1.0f);
-    return resized;
-}
-
 // PSNR over the pixels where `mask` is 0 (inside a box).
 double masked_psnr(const example::Images& output, const example::Images& clean, const example::Images& mask) {
     double sum = 0;
@@ -91,7 +83,8 @@ int run(int argc, char** argv) {
     const std::string folder = example::resolve_data(options, options.data);
     const example::Faces faces = example::load_faces(folder);
     const example::TrainTest split = example::split_faces(faces, options.train_limit, options.test_limit);
-    const example::Images train = to_64x64(split.train), test = to_64x64(split.test);
+    const example::Images train = example::resize_faces(split.train, face_size);
+    const example::Images test = example::resize_faces(split.test, face_size);
     std::cout << "Olivetti faces from '" << folder << "': " << train.dimension(0) << " training (subjects 1-35), "
               << test.dimension(0) << " test (subjects 36-40), 64x64; " << boxes << " boxes of 8x8 per face\n";
 
@@ -105,9 +98,8 @@ int run(int argc, char** argv) {
     fit.corruption = corruption;
     Adam<float> adam(1e-3);
     const example::Stopwatch clock;
-    const History history = model.fit(train, train, MeanSquaredError<float>(), adam, fit);
+    model.fit(train, train, MeanSquaredError<float>(), adam, fit);
     const double train_seconds = clock.seconds();
-    write_history_csv(example::output_path(options, "history.csv"), history);
 
     const std::uint64_t test_seed = example::test_corruption_seed(options);
     const example::Images occluded_test = example::corrupt_once(corruption, test, test_seed);

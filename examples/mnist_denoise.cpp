@@ -64,9 +64,8 @@ int run(int argc, char** argv) {
     fit.corruption = corruption;
     Adam<float> adam(1e-3);
     const example::Stopwatch clock;
-    const History history = model.fit(data.train, data.train, BinaryCrossEntropy<float>(), adam, fit);
+    model.fit(data.train, data.train, BinaryCrossEntropy<float>(), adam, fit);
     const double train_seconds = clock.seconds();
-    write_history_csv(example::output_path(options, "history.csv"), history);
 
     const example::Images noisy_test =
         example::corrupt_once(corruption, data.test, example::test_corruption_seed(options));

@@ -75,13 +75,6 @@ Autoencoder<float> tutorial_model(std::uint64_t seed) {
     return Autoencoder<float>(std::move(encoder), std::move(decoder), Shape{1, 32, 32}, seed);
 }
 
-// 32x32 faces in [0, 1]: bicubic overshoots near sharp edges, so the result is clamped.
-example::Images to_32x32(const example::Images& faces) {
-    example::Images small = resize_bicubic(faces, 32, 32);
-    small = small.cwiseMax(0.0f).cwiseMin(1.0f);
-    return small;
-}
-
 // The average training face, repeated `count` times: the answer of a network that has learned
 // nothing about its input.
 example::Images mean_face(const example::Images& train, Index count) {
@@ -114,7 +107,8 @@ int run(int argc, char** argv) {
     const std::string folder = example::resolve_data(options, options.data);
     const example::Faces faces = example::load_faces(folder);
     const example::TrainTest split = example::split_faces(faces, options.train_limit, options.test_limit);
-    const example::Images train = to_32x32(split.train), test = to_32x32(split.test);
+    const example::Images train = example::resize_faces(split.train, 32);
+    const example::Images test = example::resize_faces(split.test, 32);
     std::cout << "Olivetti faces from '" << folder << "': " << train.dimension(0) << " training (subjects 1-35), "
               << test.dimension(0) << " test (subjects 36-40), resized to 32x32; noise std 0.2; arch " << arch << "\n";
 
@@ -128,9 +122,8 @@ int run(int argc, char** argv) {
     fit.corruption = corruption;
     Adam<float> adam(1e-3);
     const example::Stopwatch clock;
-    const History history = model.fit(train, train, SumSquaredError<float>(), adam, fit);
+    model.fit(train, train, SumSquaredError<float>(), adam, fit);
     const double train_seconds = clock.seconds();
-    write_history_csv(example::output_path(options, "history.csv"), history);
 
     const example::Images noisy_test =
         example::corrupt_once(corruption, test, example::test_corruption_seed(options));
