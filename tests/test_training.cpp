@@ -400,6 +400,8 @@ TEST_CASE("fit: targets of the wrong shape are refused", "[training][shape]") {
     auto model = small_autoencoder();
     Adam<float> adam;
     CHECK_THROWS_AS(model.fit(data, wrong, MeanSquaredError<float>(), adam, quiet(1)), ShapeError);
+    CHECK_THROWS_WITH(model.fit(data, wrong, MeanSquaredError<float>(), adam, quiet(1)),
+                      Catch::Contains("targets have shape (1, 4, 16) but the model outputs (1, 8, 8)"));
     const Tensor<float> too_few = make_tensor<float>(4, {1, 8, 8});
     CHECK_THROWS_AS(model.fit(data, too_few, MeanSquaredError<float>(), adam, quiet(1)), ShapeError);
 }

@@ -182,23 +182,6 @@ public:
 
     bool fused_sigmoid() const { return loss_fuses_with_sigmoid<T>(loss_) && model_.ends_with_sigmoid(); }
 
-    // One pass: forward, the loss and its gradient scaled by `weight`, backward.
-    double slice_loss_and_gradients(ConstTensorView<T> inputs, ConstTensorView<T> targets, double weight) {
-        const ConstTensorView<T> output = model_.forward(inputs);
-        check_targets(output, targets);
-        const bool fused = fused_sigmoid();
-        if (grad_.size() < static_cast<std::size_t>(output.size())) grad_.resize(static_cast<std::size_t>(output.size()));
-        TensorView<T> grad(grad_.data(), output.dimensions());
-        double value = 0;
-        if constexpr (has_fused_compute<LossType, T>::value)
-            value = fused ? loss_.compute_from_sigmoid(output, targets, grad) : loss_.compute(output, targets, grad);
-        else
-            value = loss_.compute(output, targets, grad);
-        if (weight != 1.0) scale(grad_.data(), grad.size(), static_cast<T>(weight));
-        model_.backward(const_view<T>(grad), fused);
-        return value;
-    }
-
     // Applies the optimizer's step. With check_finite the gradients are checked first: a NaN or
     // infinite gradient stops training before the step, so the weights stay those of the last
     // good step. The weights are checked after the step as well: an update that overflows (a
@@ -218,6 +201,23 @@ public:
     }
 
 private:
+    // One pass: forward, the loss and its gradient scaled by `weight`, backward.
+    double slice_loss_and_gradients(ConstTensorView<T> inputs, ConstTensorView<T> targets, double weight) {
+        const ConstTensorView<T> output = model_.forward(inputs);
+        check_targets(output, targets);
+        const bool fused = fused_sigmoid();
+        if (grad_.size() < static_cast<std::size_t>(output.size())) grad_.resize(static_cast<std::size_t>(output.size()));
+        TensorView<T> grad(grad_.data(), output.dimensions());
+        double value = 0;
+        if constexpr (has_fused_compute<LossType, T>::value)
+            value = fused ? loss_.compute_from_sigmoid(output, targets, grad) : loss_.compute(output, targets, grad);
+        else
+            value = loss_.compute(output, targets, grad);
+        if (weight != 1.0) scale(grad_.data(), grad.size(), static_cast<T>(weight));
+        model_.backward(const_view<T>(grad), fused);
+        return value;
+    }
+
     // Whether every parameter's `field` (value or grad) is free of NaN and infinity; the
     // parameters are scanned in parallel.
     bool all_finite_in(T* Parameter<T>::*field) {
@@ -244,10 +244,10 @@ private:
         return layer.empty() ? std::string() : " (first non-finite gradient, from the output: " + layer + ")";
     }
     static void check_targets(ConstTensorView<T> output, ConstTensorView<T> targets) {
+        // Shapes per sample: the tensors may be a slice of the batch the user passed.
         if (output.dimensions() != targets.dimensions())
-            throw ShapeError("fit: targets " + batch_shape_str(targets.dimension(0), sample_shape<T>(targets)) +
-                             " do not match the model output " +
-                             batch_shape_str(output.dimension(0), sample_shape<T>(output)));
+            throw ShapeError("fit: targets have shape " + sample_shape<T>(targets).str() + " but the model outputs " +
+                             sample_shape<T>(output).str());
     }
 
     Model& model_;
