@@ -3,6 +3,8 @@
 
 #include "core/errors.hpp"
 #include "core/file.hpp"
+#include "core/layout.hpp"
+#include "core/pass.hpp"
 #include "core/random.hpp"
 #include "core/tensor.hpp"
 #include "core/threading.hpp"
@@ -16,7 +18,6 @@
 #include "layers/layer.hpp"
 #include "layers/max_pool2d.hpp"
 #include "layers/padding.hpp"
-#include "layers/registry.hpp"
 #include "layers/reshape.hpp"
 #include "layers/upsample2d.hpp"
 
@@ -29,7 +30,10 @@
 #include "training/callbacks.hpp"
 #include "training/fit.hpp"
 #include "training/history.hpp"
+#include "training/schedules.hpp"
+#include "training/step.hpp"
 
+#include "io/registry.hpp"
 #include "io/serialize.hpp"
 
 #include "data/corruption.hpp"

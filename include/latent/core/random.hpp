@@ -38,7 +38,7 @@ constexpr std::uint64_t init = 1;
 constexpr std::uint64_t shuffle = 2;
 constexpr std::uint64_t corruption = 3;
 constexpr std::uint64_t split = 4;
-constexpr std::uint64_t dropout = 5;
+constexpr std::uint64_t noise = 5;   // stochastic layers during training (core/pass.hpp)
 }  // namespace streams
 
 // xoshiro256** (Blackman & Vigna), seeded through SplitMix64.

@@ -1,16 +1,21 @@
 // Model files: architecture, weights and (optionally) the training state in one file.
 //
-// Layout, all integers little-endian:
+// Layout, all integers little-endian (format version 2; version 1 files, which lack the parts
+// marked [2], still load):
 //   header (32 bytes):  magic "\x89LATENT\n" | u32 format version | u32 scalar size (4 float, 8 double)
 //                       | u64 payload size | u32 CRC-32 of the payload | u32 reserved (0)
 //   payload:            string kind ("Sequential" or "Autoencoder") | model | training state
 //   model:              i64 C, H, W of the input | sequential(s): u32 layer count, then per layer:
-//                       string type | u32 n, n x (string key, string value) config
+//                       string type | [2] u32 the layer type's own format version
+//                       | u32 n, n x (string key, string value) config
 //                       | u32 m, m x (string name, u64 count, count scalars) parameters
+//                       | [2] u32 b, b x (string name, u64 count, count scalars) buffers
 //   training state:     u8 present | string optimizer type | config | i64 step
-//                       | u32 k, k x (u64 count, count scalars) buffers | i64 epochs done
+//                       | u32 k, k x (u64 count, count scalars) optimizer buffers | i64 epochs done
+//                       | [2] u32 c, c x (string callback name, config) callback states
 // Strings are u32 length + bytes. Every count is checked against the bytes left before any
-// allocation. Files are written atomically (temporary file + rename).
+// allocation. A layer stored in a newer version of its own format than the library's is refused
+// by name. Files are written atomically (temporary file + rename).
 #pragma once
 
 #include <zlib.h>
@@ -24,24 +29,29 @@
 
 #include "../core/errors.hpp"
 #include "../core/file.hpp"
-#include "../layers/registry.hpp"
 #include "../models/sequential.hpp"
 #include "../optimizers/optimizer.hpp"
 #include "binary.hpp"
+#include "registry.hpp"
 
 namespace latent {
 
+// The states of a run's callbacks (schedules, early stopping), by callback name.
+using CallbackStates = std::vector<std::pair<std::string, Config>>;
+
 // What a checkpoint holds besides the model: the optimizer (type, settings, moments, step
-// count) and how many epochs were done -- pass it as FitOptions::initial_epoch to resume.
+// count), how many epochs were done and the callbacks' states -- hand it to
+// FitOptions::resume_from() to go on exactly where training stopped.
 template <class T = float> struct TrainingProgress {
     std::optional<Optimizer<T>> optimizer;
     int epochs_done = 0;
+    CallbackStates callback_states;
 };
 
 namespace detail {
 
 constexpr char model_file_magic[8] = {'\x89', 'L', 'A', 'T', 'E', 'N', 'T', '\n'};
-constexpr std::uint32_t model_file_version = 1;
+constexpr std::uint32_t model_file_version = 2;
 constexpr std::size_t model_header_size = 32;
 
 inline std::uint32_t crc32_of(const char* data, std::size_t size) {
@@ -69,93 +79,148 @@ inline Config read_config(BinaryReader& in) {
     return config;
 }
 
+// One layer's named arrays (its parameters or its buffers) of a model's list of them.
+template <class Arrays>
+void write_arrays_of_layer(BinaryWriter& out, const std::vector<Index>& owners, Index layer, const Arrays& arrays) {
+    std::uint32_t count = 0;
+    for (Index owner : owners) count += owner == layer;
+    out.u32(count);
+    for (std::size_t a = 0; a < arrays.size(); ++a)
+        if (owners[a] == layer) {
+            out.string(arrays[a].name);
+            out.array(arrays[a].value, static_cast<std::uint64_t>(arrays[a].size));
+        }
+}
+
 template <class T> void write_sequential(BinaryWriter& out, const Sequential<T>& model) {
-    const auto& parameters = model.parameters();
-    const auto& owners = model.parameter_layers();
     out.u32(static_cast<std::uint32_t>(model.size()));
     for (Index i = 0; i < model.size(); ++i) {
         out.string(model.layer(i).type());
+        out.u32(static_cast<std::uint32_t>(model.layer(i).version()));
         write_config(out, model.layer(i).config());
-        std::uint32_t count = 0;
-        for (Index owner : owners) count += owner == i;
-        out.u32(count);
-        for (std::size_t p = 0; p < parameters.size(); ++p)
-            if (owners[p] == i) {
-                out.string(parameters[p].name);
-                out.array(parameters[p].value, static_cast<std::uint64_t>(parameters[p].size));
-            }
+        write_arrays_of_layer(out, model.parameter_layers(), i, model.parameters());
+        write_arrays_of_layer(out, model.buffer_layers(), i, model.buffers());
     }
 }
 
+// A model file's payload as it is read: the bytes, the file's format version, the registry
+// that turns type names into objects.
+template <class T> struct PayloadReader {
+    BinaryReader in;
+    std::uint32_t version;
+    const Registry<T>& registry;
+};
+
+// Skips (first pass) or reads into `arrays` (second pass) one layer's named arrays: its
+// parameters or its buffers, which must match the rebuilt layer's, name for name.
+template <class T, class Arrays>
+void read_arrays_of_layer(BinaryReader& in, const Sequential<T>* model, Index layer, const Arrays* arrays,
+                          const std::vector<Index>* owners, std::size_t& next, const char* what) {
+    const auto count = in.count(what, 12);
+    for (std::uint64_t a = 0; a < count; ++a) {
+        const std::string name = in.string("array name");
+        if (arrays == nullptr) {
+            in.template skip_array<T>("array values");
+            continue;
+        }
+        const std::string layer_name = model->layer_name(layer);
+        if (next >= arrays->size() || (*owners)[next] != layer || (*arrays)[next].name != name)
+            throw FormatError(in.context() + ": " + layer_name + " has no " + what + " '" + name +
+                              "' in this order (the file does not match the layer's definition)");
+        in.array_into((*arrays)[next].value, static_cast<std::uint64_t>((*arrays)[next].size), layer_name + " " + name);
+        ++next;
+    }
+    if (arrays != nullptr && next < arrays->size() && (*owners)[next] == layer)
+        throw FormatError(in.context() + ": " + model->layer_name(layer) + " is missing " + what + " '" +
+                          (*arrays)[next].name + "'");
+}
+
 // Rebuilds a Sequential for `input` from its layer list, then reads the weights into it.
-template <class T>
-Sequential<T> read_sequential(BinaryReader& in, const Shape& input, const LayerRegistry<T>& registry) {
+template <class T> Sequential<T> read_sequential(PayloadReader<T>& file, const Shape& input) {
+    BinaryReader& in = file.in;
+    const bool has_versions = file.version >= 2;
     Sequential<T> model;
     const auto layer_count = in.count("layer count", 12);
     if (layer_count == 0) throw FormatError(in.context() + ": a model with no layers");
-    std::vector<std::uint64_t> parameter_counts;
-    std::vector<std::size_t> weight_offsets;  // where each layer's parameters start in the file
-    BinaryReader layers = in;                 // first pass: architecture only
+    BinaryReader layers = in;  // first pass: architecture only
+    std::size_t unused = 0;
     for (std::uint64_t i = 0; i < layer_count; ++i) {
         const std::string type = layers.string("layer type");
-        model.add(registry.create(type, read_config(layers)));
-        const auto count = layers.count("parameter count", 12);
-        for (std::uint64_t p = 0; p < count; ++p) {
-            layers.string("parameter name");
-            layers.template skip_array<T>("parameter values");
-        }
+        const std::uint32_t version = has_versions ? layers.u32("layer version") : 1;
+        Layer<T> layer = file.registry.create_layer(type, read_config(layers));
+        if (version > static_cast<std::uint32_t>(layer.version()) || version == 0)
+            throw FormatError(in.context() + ": layer " + std::to_string(i + 1) + " (" + type + ") is stored in version " +
+                              std::to_string(version) + " of its format; this library reads up to version " +
+                              std::to_string(layer.version()) + " (update latent)");
+        model.add(std::move(layer));
+        read_arrays_of_layer<T, std::vector<Parameter<T>>>(layers, nullptr, 0, nullptr, nullptr, unused, "parameter");
+        if (has_versions)
+            read_arrays_of_layer<T, std::vector<Buffer<T>>>(layers, nullptr, 0, nullptr, nullptr, unused, "buffer");
     }
     model.build(input);
-    // Second pass: the weights, checked against what the rebuilt layers expect.
-    const auto& parameters = model.parameters();
-    const auto& owners = model.parameter_layers();
-    std::size_t next = 0;
+    // Second pass: the weights and buffers, checked against what the rebuilt layers expect.
+    std::size_t next_parameter = 0, next_buffer = 0;
     for (std::uint64_t i = 0; i < layer_count; ++i) {
         in.string("layer type");
+        if (has_versions) in.u32("layer version");
         read_config(in);
-        const auto count = in.count("parameter count", 12);
-        const std::string layer = model.layer_name(static_cast<Index>(i));
-        for (std::uint64_t p = 0; p < count; ++p, ++next) {
-            const std::string name = in.string("parameter name");
-            if (next >= parameters.size() || owners[next] != static_cast<Index>(i) || parameters[next].name != name)
-                throw FormatError(in.context() + ": " + layer + " has no parameter '" + name +
-                                  "' in this order (the file does not match the layer's definition)");
-            in.array_into(parameters[next].value, static_cast<std::uint64_t>(parameters[next].size),
-                          layer + " " + name);
-        }
-        if (next < parameters.size() && owners[next] == static_cast<Index>(i))
-            throw FormatError(in.context() + ": " + layer + " is missing parameter '" + parameters[next].name + "'");
+        const auto layer = static_cast<Index>(i);
+        read_arrays_of_layer(in, &model, layer, &model.parameters(), &model.parameter_layers(), next_parameter,
+                             "parameter");
+        if (has_versions)
+            read_arrays_of_layer(in, &model, layer, &model.buffers(), &model.buffer_layers(), next_buffer, "buffer");
+        else if (next_buffer < model.buffers().size() && model.buffer_layers()[next_buffer] == layer)
+            throw FormatError(in.context() + ": " + model.layer_name(layer) + " needs buffer '" +
+                              model.buffers()[next_buffer].name + "', which format version 1 files do not hold");
     }
     return model;
 }
 
-template <class T> void write_training(BinaryWriter& out, const Optimizer<T>* optimizer, int epochs_done) {
-    out.u8(optimizer ? 1 : 0);
-    if (!optimizer) return;
-    out.string(optimizer->type());
-    write_config(out, optimizer->config());
-    const auto& state = optimizer->state();
+// The training state of a checkpoint; `optimizer` is any optimizer type (optimizers/optimizer.hpp).
+template <class T, class OptimizerType>
+void write_training(BinaryWriter& out, const OptimizerType& optimizer, int epochs_done, const CallbackStates& states) {
+    out.u8(1);
+    out.string(optimizer_type(optimizer));
+    write_config(out, optimizer.config());
+    const OptimizerState<T>& state = optimizer.state();
     out.i64(state.step);
     out.u32(static_cast<std::uint32_t>(state.buffers.size()));
     for (const auto& buffer : state.buffers) out.array(buffer.data(), buffer.size());
     out.i64(epochs_done);
+    out.u32(static_cast<std::uint32_t>(states.size()));
+    for (const auto& [name, config] : states) {
+        out.string(name);
+        write_config(out, config);
+    }
 }
+inline void write_no_training(BinaryWriter& out) { out.u8(0); }
 
-template <class T> void read_training(BinaryReader& in, TrainingProgress<T>* progress) {
+template <class T> void read_training(PayloadReader<T>& file, TrainingProgress<T>* progress) {
+    BinaryReader& in = file.in;
     if (in.u8("training state flag") == 0) return;
     const std::string type = in.string("optimizer type");
     const Config config = read_config(in);
     OptimizerState<T> state;
     state.step = in.i64("optimizer step");
+    if (state.step < 0) throw FormatError(in.context() + ": negative optimizer step count");
     const auto buffers = in.count("optimizer buffer count", 8);
     for (std::uint64_t b = 0; b < buffers; ++b) state.buffers.push_back(in.template array<T>("optimizer buffer"));
     const std::int64_t epochs = in.i64("epochs done");
     if (epochs < 0 || epochs > (std::int64_t{1} << 31)) throw FormatError(in.context() + ": bad epoch count");
+    CallbackStates states;
+    if (file.version >= 2) {
+        const auto count = in.count("callback state count", 8);
+        for (std::uint64_t c = 0; c < count; ++c) {
+            std::string name = in.string("callback name");
+            states.emplace_back(std::move(name), read_config(in));
+        }
+    }
     if (!progress) return;
-    Optimizer<T> optimizer = Optimizer<T>::from_config(type, config);
+    Optimizer<T> optimizer = file.registry.create_optimizer(type, config);
     optimizer.state() = std::move(state);
     progress->optimizer = std::move(optimizer);
     progress->epochs_done = static_cast<int>(epochs);
+    progress->callback_states = std::move(states);
 }
 
 inline void write_shape(BinaryWriter& out, const Shape& shape) {
@@ -188,8 +253,14 @@ template <class T> void write_model_file(const std::string& path, const std::str
     });
 }
 
-// The checked payload of a model file; FormatError for every way the file can be wrong.
-template <class T> std::vector<char> read_model_file(const std::string& path) {
+// A model file's checked payload and its format version.
+struct ModelFile {
+    std::vector<char> payload;
+    std::uint32_t version = 0;
+};
+
+// FormatError for every way the file can be wrong.
+template <class T> ModelFile read_model_file(const std::string& path) {
     std::vector<char> bytes = read_file(path);
     const std::string where = "'" + path + "'";
     if (bytes.size() < model_header_size)
@@ -217,16 +288,34 @@ template <class T> std::vector<char> read_model_file(const std::string& path) {
     if (crc32_of(bytes.data() + model_header_size, actual) != checksum)
         throw FormatError(where + ": checksum mismatch: the file is corrupt");
     bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(model_header_size));
-    return bytes;
+    return ModelFile{std::move(bytes), version};
 }
 
-template <class T>
-std::string sequential_payload(const Sequential<T>& model, const Optimizer<T>* optimizer, int epochs_done) {
+// Reads a model file of `kind` ("Sequential", "Autoencoder"): `read_model` reads the model from
+// the payload reader, then the training state goes to `progress` (when given) and nothing may follow.
+template <class T, class ReadModel>
+auto read_model(const std::string& path, const char* kind, TrainingProgress<T>* progress, const Registry<T>& registry,
+                ReadModel&& read_model_part) {
+    const ModelFile file = read_model_file<T>(path);
+    PayloadReader<T> reader{BinaryReader(file.payload.data(), file.payload.size(), "'" + path + "'"), file.version,
+                            registry};
+    const std::string stored = reader.in.string("model kind");
+    if (stored != kind)
+        throw FormatError("'" + path + "' holds a model of kind '" + stored + "', not a " + kind);
+    auto model = read_model_part(reader);
+    read_training(reader, progress);
+    if (reader.in.remaining() != 0) throw FormatError("'" + path + "': unexpected bytes after the model");
+    return model;
+}
+
+// A Sequential's payload; `write_training_part(out)` writes the training state.
+template <class T, class WriteTraining>
+std::string sequential_payload(const Sequential<T>& model, WriteTraining&& write_training_part) {
     BinaryWriter out;
     out.string("Sequential");
     write_shape(out, model.input_shape());
     write_sequential(out, model);
-    write_training(out, optimizer, epochs_done);
+    write_training_part(out);
     return out.bytes();
 }
 
@@ -234,32 +323,28 @@ std::string sequential_payload(const Sequential<T>& model, const Optimizer<T>* o
 
 // Saves a built model (architecture + weights).
 template <class T> void save_model(const std::string& path, const Sequential<T>& model) {
-    detail::write_model_file<T>(path, detail::sequential_payload<T>(model, nullptr, 0));
+    detail::write_model_file<T>(path, detail::sequential_payload(model, detail::write_no_training));
 }
 
-// Saves model, optimizer state and epoch count: everything fit() needs to resume exactly.
+// Saves model, optimizer state, epoch count and the callbacks' states: everything fit() needs to
+// resume exactly. `optimizer` is any optimizer type.
 template <class T, class OptimizerType>
 void save_checkpoint(const std::string& path, const Sequential<T>& model, const OptimizerType& optimizer,
-                     int epochs_done) {
-    const Optimizer<T> any(optimizer);
-    detail::write_model_file<T>(path, detail::sequential_payload<T>(model, &any, epochs_done));
+                     int epochs_done, const CallbackStates& callback_states = {}) {
+    detail::write_model_file<T>(path, detail::sequential_payload(model, [&](detail::BinaryWriter& out) {
+                                    detail::write_training<T>(out, optimizer, epochs_done, callback_states);
+                                }));
 }
 
-// Loads a Sequential saved by save_model/save_checkpoint; with `progress`, also the optimizer
-// and epoch count when the file has them.
+// Loads a Sequential saved by save_model/save_checkpoint; with `progress`, also the optimizer,
+// epoch count and callback states when the file has them.
 template <class T = float>
 Sequential<T> load_sequential(const std::string& path, TrainingProgress<T>* progress = nullptr,
-                              const LayerRegistry<T>& registry = LayerRegistry<T>::builtin()) {
-    const std::vector<char> payload = detail::read_model_file<T>(path);
-    detail::BinaryReader in(payload.data(), payload.size(), "'" + path + "'");
-    const std::string kind = in.string("model kind");
-    if (kind != "Sequential")
-        throw FormatError("'" + path + "' holds a model of kind '" + kind + "', not a Sequential");
-    const Shape input = detail::read_shape(in);
-    Sequential<T> model = detail::read_sequential(in, input, registry);
-    detail::read_training(in, progress);
-    if (in.remaining() != 0) throw FormatError("'" + path + "': unexpected bytes after the model");
-    return model;
+                              const Registry<T>& registry = Registry<T>::builtin()) {
+    return detail::read_model<T>(path, "Sequential", progress, registry, [](detail::PayloadReader<T>& reader) {
+        const Shape input = detail::read_shape(reader.in);
+        return detail::read_sequential(reader, input);
+    });
 }
 
 }  // namespace latent

@@ -3,9 +3,9 @@
 // As Keras, the prediction is clamped to [eps, 1 - eps] before the logarithms, so a saturated
 // output gives a large but finite loss (Keras's backend also adds eps inside the logarithms;
 // this loss uses the clamp alone). Where the clamp is active the gradient is 0, the derivative
-// of the clamp -- which is why a model ending in Sigmoid should use compute_from_sigmoid: the
-// fused gradient dLoss/dlogits = (p - t) / count skips the Sigmoid's backward, never divides by
-// p (1 - p) and never vanishes on saturated outputs.
+// of the clamp -- which is why fit() takes the gradient on the logits when a model's output
+// passes through a final Sigmoid (compute_on_logits): dLoss/dlogits = (p - t) / count skips the
+// Sigmoid's backward, never divides by p (1 - p) and never vanishes on saturated outputs.
 #pragma once
 
 #include <Eigen/Core>
@@ -23,8 +23,7 @@ template <class T = float> class BinaryCrossEntropy {
 public:
     using Scalar = T;
     static constexpr const char* type_name = "BinaryCrossEntropy";
-    static constexpr bool fuses_with_sigmoid = true;
-    static constexpr bool averages = true;  // the value is a mean over elements
+    Reduction reduction() const { return Reduction::Mean; }
 
     explicit BinaryCrossEntropy(double eps = 1e-7) : eps_(eps) {
         detail::require(eps >= 0 && eps < 0.5, type_name,
@@ -55,7 +54,7 @@ public:
     // The same value as compute(); the gradient is taken with respect to the logits z of a final
     // Sigmoid (p = sigmoid(z)), whose backward the caller then skips:
     // grad_logits_i = dLoss/dz_i = (p_i - t_i) / count
-    double compute_from_sigmoid(ConstTensorView<T> probability, ConstTensorView<T> target,
+    double compute_on_logits(ConstTensorView<T> probability, ConstTensorView<T> target,
                                 TensorView<T> grad_logits) const {
         detail::check_loss_inputs(type_name, probability, target, grad_logits);
         check_targets(target);

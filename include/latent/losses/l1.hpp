@@ -12,8 +12,7 @@ template <class T = float> class L1 {
 public:
     using Scalar = T;
     static constexpr const char* type_name = "L1";
-    static constexpr bool fuses_with_sigmoid = false;
-    static constexpr bool averages = true;  // the value is a mean over elements
+    Reduction reduction() const { return Reduction::Mean; }
 
     // loss = (1/count) sum_i |p_i - t_i|
     // grad_i = sign(p_i - t_i) / count       (0 where p_i == t_i, as PyTorch)

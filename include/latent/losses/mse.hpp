@@ -19,6 +19,16 @@
 #include "../layers/config.hpp"
 
 namespace latent {
+
+// How a loss turns a batch's element-wise errors into one value. It says how fit() weights the
+// slices of a batch: a slice of n of the batch's N samples counts n/N of a Mean or SumPerSample
+// value (the slice's own mean), all of a Sum.
+enum class Reduction {
+    Mean,          // over all elements of the batch (Keras, PyTorch's reduction="mean")
+    SumPerSample,  // summed over each sample's elements, averaged over the samples ("per image")
+    Sum,           // over all elements of the batch (PyTorch's reduction="sum")
+};
+
 namespace detail {
 
 template <class View> std::string loss_shape_str(const View& tensor) {
@@ -124,8 +134,7 @@ template <class T = float> class MeanSquaredError {
 public:
     using Scalar = T;
     static constexpr const char* type_name = "MeanSquaredError";
-    static constexpr bool fuses_with_sigmoid = false;
-    static constexpr bool averages = true;  // the value is a mean over elements
+    Reduction reduction() const { return Reduction::Mean; }
 
     // loss = (1/count) sum_i (p_i - t_i)^2
     // grad_i = 2 (p_i - t_i) / count

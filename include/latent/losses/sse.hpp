@@ -10,8 +10,7 @@ template <class T = float> class SumSquaredError {
 public:
     using Scalar = T;
     static constexpr const char* type_name = "SumSquaredError";
-    static constexpr bool fuses_with_sigmoid = false;
-    static constexpr bool averages = false;  // the value is a sum over elements
+    Reduction reduction() const { return Reduction::Sum; }
 
     // loss = 1/2 sum_i (p_i - t_i)^2
     // grad_i = p_i - t_i

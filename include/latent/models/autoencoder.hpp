@@ -4,6 +4,7 @@
 // The constructor builds both halves and checks that the decoder gives back the input's shape.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <ostream>
@@ -60,7 +61,6 @@ public:
         check_input(x, "reconstruct");
         Tensor<T> result = make_tensor<T>(x.dimension(0), output_shape());
         const Index size = output_shape().size();
-        set_training(false);
         for (Index first = 0; first < x.dimension(0); first += batch_size) {
             const Index n = std::min(batch_size, x.dimension(0) - first);
             const auto output = forward(batch_slice<T>(view(x), first, n));
@@ -105,18 +105,21 @@ public:
         return latent::evaluate(*this, inputs, targets, loss, batch_size);
     }
 
-    // Files: architecture + weights, and with an optimizer the state to resume training.
-    void save(const std::string& path) const { detail::write_model_file<T>(path, payload(nullptr, 0)); }
+    // Files: architecture + weights, and with an optimizer (any optimizer type) the state to
+    // resume training.
+    void save(const std::string& path) const { detail::write_model_file<T>(path, payload(detail::write_no_training)); }
     template <class OptimizerType>
-    void save(const std::string& path, const OptimizerType& optimizer, int epochs_done) const {
-        const Optimizer<T> any(optimizer);
-        detail::write_model_file<T>(path, payload(&any, epochs_done));
+    void save(const std::string& path, const OptimizerType& optimizer, int epochs_done,
+              const CallbackStates& callback_states = {}) const {
+        detail::write_model_file<T>(path, payload([&](detail::BinaryWriter& out) {
+                                        detail::write_training<T>(out, optimizer, epochs_done, callback_states);
+                                    }));
     }
-    static Autoencoder load(const std::string& path, const LayerRegistry<T>& registry = LayerRegistry<T>::builtin()) {
+    static Autoencoder load(const std::string& path, const Registry<T>& registry = Registry<T>::builtin()) {
         return load_impl(path, nullptr, registry);
     }
     static Autoencoder load(const std::string& path, TrainingProgress<T>& progress,
-                            const LayerRegistry<T>& registry = LayerRegistry<T>::builtin()) {
+                            const Registry<T>& registry = Registry<T>::builtin()) {
         return load_impl(path, &progress, registry);
     }
 
@@ -128,11 +131,18 @@ public:
             << " parameters\n";
     }
 
-    // The model interface fit() uses: one batch forward and backward through both halves.
-    ConstTensorView<T> forward(ConstTensorView<T> x) { return decoder_.forward(encoder_.forward(x)); }
-    ConstTensorView<T> backward(ConstTensorView<T> grad, bool skip_last_layer = false, bool want_input_gradient = false) {
-        const auto grad_code = decoder_.backward(grad, skip_last_layer, true);
-        return encoder_.backward(grad_code, false, want_input_gradient);
+    // The model interface fit() uses (training/step.hpp): a pass through both halves, each with
+    // its own stream; the logits, when asked for, are the decoder's.
+    ConstTensorView<T> forward(ConstTensorView<T> x, const Pass& pass = {}) {
+        const auto output = decoder_.forward(encoder_.forward(x, encoder_pass(pass)), pass.for_layer(1));
+        if (pass.computes_terms()) collect_term_values();
+        return output;
+    }
+    ConstTensorView<T> backward(ConstTensorView<T> grad, const Pass& pass = {}) {
+        Pass decoder_pass = pass.for_layer(1);
+        decoder_pass.input_gradient = true;
+        const auto grad_code = decoder_.backward(grad, decoder_pass);
+        return encoder_.backward(grad_code, encoder_pass(pass));
     }
     const std::vector<Parameter<T>>& parameters() const { return parameters_; }
     Index parameter_count() const { return encoder_.parameter_count() + decoder_.parameter_count(); }
@@ -141,11 +151,18 @@ public:
         encoder_.zero_grad();
         decoder_.zero_grad();
     }
-    void set_training(bool training) {
-        encoder_.set_training(training);
-        decoder_.set_training(training);
+    bool has_logistic_output() const { return decoder_.logistic_head() >= 0; }
+    bool mixes_samples() const { return encoder_.mixes_samples() || decoder_.mixes_samples(); }
+    const std::vector<std::string>& term_names() const { return term_names_; }
+    const std::vector<double>& term_values() const { return term_values_; }
+    void scale_term(const std::string& name, double factor) {
+        const auto has = [&name](const Sequential<T>& half) {
+            return std::find(half.term_names().begin(), half.term_names().end(), name) != half.term_names().end();
+        };
+        if (!has(encoder_) && !has(decoder_)) encoder_.scale_term(name, factor);  // throws, naming the terms
+        if (has(encoder_)) encoder_.scale_term(name, factor);
+        if (has(decoder_)) decoder_.scale_term(name, factor);
     }
-    bool ends_with_sigmoid() const { return decoder_.ends_with_sigmoid(); }
     std::string first_nonfinite_gradient() const {
         std::string name = decoder_.first_nonfinite_gradient("decoder ");
         return name.empty() ? encoder_.first_nonfinite_gradient("encoder ") : name;
@@ -169,12 +186,15 @@ private:
         const Shape input = encoder_.input_shape(), output = decoder_.output_shape();
         if (input == output) return;
         std::string hint;
-        for (Index i = 0; i < decoder_.size(); ++i)
+        if (input.size() == output.size())
+            hint = " (the same " + std::to_string(input.size()) + " values: end the decoder with Reshape({" +
+                   std::to_string(input.channels) + ", " + std::to_string(input.height) + ", " +
+                   std::to_string(input.width) + "}))";
+        for (Index i = 0; i < decoder_.size() && hint.empty(); ++i)
             if (decoder_.layer(i).template is<ConvTranspose2D<T>>()) {
                 hint = " (without output_padding a stride-s ConvTranspose2D multiplies a size by s; with it "
                        "(same padding) the size is (in-1)*s + kernel - 2*(kernel/2) + output_padding: "
                        "output_padding = 0 brings 8 back to 15 for kernel 3, stride 2)";
-                break;
             }
         throw ShapeError("Autoencoder: the decoder outputs " + output.str() + " but the input is " + input.str() +
                          "; they must be equal" + hint);
@@ -190,44 +210,61 @@ private:
     void collect_parameters() {
         parameters_ = encoder_.parameters();
         for (const auto& parameter : decoder_.parameters()) parameters_.push_back(parameter);
+        term_names_ = encoder_.term_names();
+        for (const auto& name : decoder_.term_names())
+            if (std::find(term_names_.begin(), term_names_.end(), name) == term_names_.end()) term_names_.push_back(name);
+        term_values_.assign(term_names_.size(), 0.0);
     }
 
-    std::string payload(const Optimizer<T>* optimizer, int epochs_done) const {
+    // The two halves' term values, added up by name.
+    void collect_term_values() {
+        std::fill(term_values_.begin(), term_values_.end(), 0.0);
+        for (const Sequential<T>* half : {&encoder_, &decoder_})
+            for (std::size_t t = 0; t < half->term_names().size(); ++t) {
+                const auto slot = std::find(term_names_.begin(), term_names_.end(), half->term_names()[t]);
+                term_values_[static_cast<std::size_t>(slot - term_names_.begin())] += half->term_values()[t];
+            }
+    }
+
+    // The encoder's pass: its own stream, never the logits (those are the decoder's output).
+    static Pass encoder_pass(const Pass& pass) {
+        Pass encoder = pass.for_layer(0);
+        encoder.logits = false;
+        return encoder;
+    }
+
+    template <class WriteTraining> std::string payload(WriteTraining&& write_training_part) const {
         detail::BinaryWriter out;
         out.string("Autoencoder");
         detail::write_shape(out, input_shape());
         detail::write_sequential(out, encoder_);
         detail::write_sequential(out, decoder_);
-        detail::write_training(out, optimizer, epochs_done);
+        write_training_part(out);
         return out.bytes();
     }
 
-    static Autoencoder load_impl(const std::string& path, TrainingProgress<T>* progress,
-                                 const LayerRegistry<T>& registry) {
-        const std::vector<char> bytes = detail::read_model_file<T>(path);
-        detail::BinaryReader in(bytes.data(), bytes.size(), "'" + path + "'");
-        const std::string kind = in.string("model kind");
-        if (kind != "Autoencoder")
-            throw FormatError("'" + path + "' holds a model of kind '" + kind + "', not an Autoencoder");
-        const Shape input = detail::read_shape(in);
-        Encoder<T> encoder = detail::read_sequential(in, input, registry);
-        Decoder<T> decoder = detail::read_sequential(in, encoder.output_shape(), registry);
-        detail::read_training(in, progress);
-        if (in.remaining() != 0) throw FormatError("'" + path + "': unexpected bytes after the model");
-        return Autoencoder(std::move(encoder), std::move(decoder));
+    static Autoencoder load_impl(const std::string& path, TrainingProgress<T>* progress, const Registry<T>& registry) {
+        return detail::read_model<T>(path, "Autoencoder", progress, registry, [](detail::PayloadReader<T>& reader) {
+            const Shape input = detail::read_shape(reader.in);
+            Encoder<T> encoder = detail::read_sequential(reader, input);
+            Decoder<T> decoder = detail::read_sequential(reader, encoder.output_shape());
+            return Autoencoder(std::move(encoder), std::move(decoder));
+        });
     }
 
     Encoder<T> encoder_;
     Decoder<T> decoder_;
     std::vector<Parameter<T>> parameters_;
+    std::vector<std::string> term_names_;
+    std::vector<double> term_values_;
     detail::ScratchSpace<T> workspace_;
 };
 
 // fit()'s Checkpoint callback saves through this (found by argument-dependent lookup).
 template <class T, class OptimizerType>
 void save_checkpoint(const std::string& path, const Autoencoder<T>& model, const OptimizerType& optimizer,
-                     int epochs_done) {
-    model.save(path, optimizer, epochs_done);
+                     int epochs_done, const CallbackStates& callback_states = {}) {
+    model.save(path, optimizer, epochs_done, callback_states);
 }
 
 }  // namespace latent

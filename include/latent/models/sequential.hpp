@@ -4,6 +4,11 @@
 // steady-state training step allocates nothing. An element-wise layer (ReLU, Sigmoid, Flatten,
 // ...) writes its output over its input's buffer when the layer before it does not need its own
 // output for backward: a model keeps one buffer, not two, per such pair.
+//
+// Passes: forward and backward take a Pass (core/pass.hpp) that each layer receives with its
+// own random stream (the model's stream and the layer's index). A model collects the terms its
+// layers add to the objective (term_names(), term_values()), and knows whether its output is a
+// final Sigmoid's (logistic_head()): then a loss can take its gradient on the logits.
 #pragma once
 
 #include <algorithm>
@@ -23,6 +28,7 @@
 #include "../core/tensor.hpp"
 #include "../layers/activations.hpp"
 #include "../layers/layer.hpp"
+#include "../layers/reshape.hpp"
 
 namespace latent {
 
@@ -63,8 +69,8 @@ public:
             try {
                 layers_[i].build(shape, rng);
             } catch (const ShapeError& error) {
-                throw ShapeError("Sequential: " + layer_name(static_cast<Index>(i)) +
-                                 " does not fit its input " + shape.str() + ": " + error.what());
+                throw ShapeError("Sequential: " + layer_name(static_cast<Index>(i)) + " does not fit its input " +
+                                 shape.str() + ": " + error.what() + layout_hint(input));
             }
             shape = layers_[i].output_shape();
         }
@@ -91,15 +97,16 @@ public:
         return "layer " + std::to_string(index + 1) + " (" + layers_[static_cast<std::size_t>(index)].type() + ")";
     }
 
-    // Runs the batch through every layer. The result views an internal buffer that stays valid
-    // until the next forward(); `x` must stay alive until backward() has run.
-    ConstTensorView<T> forward(ConstTensorView<T> x) {
+    // Runs the batch through every layer, each with its own stream of `pass`. The result views
+    // an internal buffer that stays valid until the next forward(); `x` must stay alive until
+    // backward() has run. A pass that computes terms leaves them in term_values().
+    ConstTensorView<T> forward(ConstTensorView<T> x, const Pass& pass = {}) {
         require_built("forward");
         const Shape actual = sample_shape<T>(x);
         if (actual != input_shape_)
             throw ShapeError("Sequential forward: expected input of shape " +
                              batch_shape_str(x.dimension(0), input_shape_) + ", got " +
-                             batch_shape_str(x.dimension(0), actual));
+                             batch_shape_str(x.dimension(0), actual) + layout_hint(actual));
         const Index batch = x.dimension(0);
         reserve(batch);
         lend_workspace_to_layers();
@@ -108,10 +115,11 @@ public:
         for (Index i = 0; i < size(); ++i) {
             auto& layer = layers_[static_cast<std::size_t>(i)];
             const TensorView<T> output = activation_view(i, batch);
-            layer.forward(view<T>(current, batch, layer.input_shape()), output);
+            layer.forward(view<T>(current, batch, layer.input_shape()), output, pass.for_layer(static_cast<std::uint64_t>(i)));
             current = output.data();
         }
         batch_ = batch;
+        if (pass.computes_terms()) collect_term_values();
         return view<T>(current, batch, output_shape());
     }
 
@@ -127,33 +135,58 @@ public:
     }
 
     // Backpropagates dL/d(output) through the layers of the last forward(); parameter gradients
-    // accumulate. With skip_last_layer, `grad` is dL/d(input of the last layer) instead -- how a
-    // fused Sigmoid + cross-entropy gradient enters. With want_input_gradient the result views
-    // dL/d(model input) (an internal buffer, valid until the next backward); otherwise it is empty.
-    ConstTensorView<T> backward(ConstTensorView<T> grad, bool skip_last_layer = false,
-                                bool want_input_gradient = false) {
+    // accumulate, and layers with terms add their terms' gradients. With pass.logits, `grad` is
+    // dL/d(logits), the input of the logistic head (laid out as the output: the layers after the
+    // head only regroup values), and backward starts below the head. With pass.input_gradient the
+    // result views dL/d(model input) (an internal buffer, valid until the next backward);
+    // otherwise it is empty.
+    ConstTensorView<T> backward(ConstTensorView<T> grad, const Pass& pass = {}) {
         require_built("backward");
         if (input_data_ == nullptr) throw ShapeError("Sequential backward: call forward() first");
-        const Index last = size() - 1 - (skip_last_layer ? 1 : 0);
-        const Shape expected = last >= 0 ? layers_[static_cast<std::size_t>(last)].output_shape() : input_shape_;
-        if (grad.dimension(0) != batch_ || sample_shape<T>(grad) != expected)
-            throw ShapeError("Sequential backward: gradient should be " + batch_shape_str(batch_, expected) +
+        if (pass.logits && logistic_head_ < 0)
+            throw ArgumentError("Sequential backward: a gradient on the logits needs a model whose output is a "
+                                "final Sigmoid's (followed only by Flatten or Reshape)");
+        if (grad.dimension(0) != batch_ || sample_shape<T>(grad) != output_shape())
+            throw ShapeError("Sequential backward: gradient should be " + batch_shape_str(batch_, output_shape()) +
                              ", got " + batch_shape_str(grad.dimension(0), sample_shape<T>(grad)));
         lend_workspace_to_layers();
+        const Index last = pass.logits ? logistic_head_ - 1 : size() - 1;
+        const std::vector<int>& targets = gradient_targets_[pass.logits ? 1 : 0];
         const T* current = grad.data();
-        const std::vector<int>& targets = gradient_targets_[skip_last_layer ? 1 : 0];
         for (Index i = last; i >= 0; --i) {
             auto& layer = layers_[static_cast<std::size_t>(i)];
             const ConstTensorView<T> x = i == 0 ? view<T>(input_data_, batch_, input_shape_) : activation(i - 1);
-            const bool need_dx = i > 0 || want_input_gradient;
+            const bool need_dx = i > 0 || pass.input_gradient;
             std::vector<T>& target = gradients_[static_cast<std::size_t>(targets[static_cast<std::size_t>(i)])];
             const TensorView<T> dx = need_dx ? view<T>(target.data(), batch_, layer.input_shape())
                                              : TensorView<T>(nullptr, 0, 0, 0, 0);
-            layer.backward(x, activation(i), view<T>(current, batch_, layer.output_shape()), dx);
+            layer.backward(x, activation(i), view<T>(current, batch_, layer.output_shape()), dx,
+                           pass.for_layer(static_cast<std::uint64_t>(i)));
             current = dx.data();
         }
-        if (!want_input_gradient) return ConstTensorView<T>(nullptr, 0, 0, 0, 0);
+        if (!pass.input_gradient) return ConstTensorView<T>(nullptr, 0, 0, 0, 0);
         return view<T>(current, batch_, input_shape_);
+    }
+
+    // The index of the Sigmoid whose output is the model's output (only Flatten or Reshape may
+    // follow it), or -1: where a loss on the logits starts backward.
+    Index logistic_head() const { return logistic_head_; }
+    // True when a sample's output depends on the other samples of its batch (batch statistics).
+    bool mixes_samples() const {
+        return std::any_of(layers_.begin(), layers_.end(), [](const Layer<T>& layer) { return layer.mixes_samples(); });
+    }
+
+    // The names of the terms the layers add to the objective, each once, in layer order; and
+    // their values from the last forward whose pass computed terms (layers that share a name add up).
+    const std::vector<std::string>& term_names() const { return term_names_; }
+    const std::vector<double>& term_values() const { return term_values_; }
+    // Multiplies the configured weight of every layer's term `name` by `factor` (a schedule's
+    // warm-up); ArgumentError when no layer adds that term.
+    void scale_term(const std::string& name, double factor) {
+        if (std::find(term_names_.begin(), term_names_.end(), name) == term_names_.end())
+            throw ArgumentError("scale_term: no layer of the model adds a term '" + name + "'" + known_terms());
+        for (auto& layer : layers_)
+            if (layer.term() == name) layer.scale_term(factor);
     }
 
     // The scratch memory the layers share during a pass: the model's own, or one lent to it (an
@@ -164,6 +197,9 @@ public:
     const std::vector<Parameter<T>>& parameters() const { return parameters_; }
     // The layer index each entry of parameters() belongs to.
     const std::vector<Index>& parameter_layers() const { return parameter_layers_; }
+    // Every buffer (state saved with the weights, not trained) in layer order, and its layer.
+    const std::vector<Buffer<T>>& buffers() const { return buffers_; }
+    const std::vector<Index>& buffer_layers() const { return buffer_layers_; }
     // Elements per sample of the largest tensor a pass holds: the input or a layer's output.
     Index largest_activation() const {
         Index largest = input_shape_.size();
@@ -178,9 +214,6 @@ public:
     void zero_grad() {
         for (auto& parameter : parameters_) std::fill_n(parameter.grad, parameter.size, T(0));
     }
-    void set_training(bool training) {
-        for (auto& layer : layers_) layer.set_training(training);
-    }
     // The name of the layer nearest the output whose parameter gradient holds a NaN or an
     // infinity (where a numeric failure showed first during backward), or "" if all are finite.
     std::string first_nonfinite_gradient(const std::string& prefix = "") const {
@@ -192,7 +225,6 @@ public:
         }
         return "";
     }
-    bool ends_with_sigmoid() const { return !layers_.empty() && layers_.back().template is<Sigmoid<T>>(); }
 
     // Predictions for a whole tensor, computed in batches of `batch_size` (allocates the result).
     Tensor<T> predict(const Tensor<T>& x, Index batch_size = 256) {
@@ -246,16 +278,72 @@ private:
     void collect_parameters() {
         parameters_.clear();
         parameter_layers_.clear();
+        buffers_.clear();
+        buffer_layers_.clear();
         if (!built_) return;
-        for (std::size_t i = 0; i < layers_.size(); ++i)
+        for (std::size_t i = 0; i < layers_.size(); ++i) {
             for (auto& parameter : layers_[i].parameters()) {
                 parameters_.push_back(parameter);
                 parameter_layers_.push_back(static_cast<Index>(i));
             }
+            for (auto& buffer : layers_[i].buffers()) {
+                buffers_.push_back(buffer);
+                buffer_layers_.push_back(static_cast<Index>(i));
+            }
+        }
+        find_logistic_head();
+        collect_term_names();
         plan_buffers();
         for (auto& buffer : gradients_) buffer.clear();
         input_data_ = nullptr;
         batch_ = 0;
+    }
+
+    void find_logistic_head() {
+        logistic_head_ = -1;
+        for (Index i = size() - 1; i >= 0; --i) {
+            const Layer<T>& layer = layers_[static_cast<std::size_t>(i)];
+            if (layer.template is<Sigmoid<T>>()) {
+                logistic_head_ = i;
+                return;
+            }
+            if (!layer.template is<Flatten<T>>() && !layer.template is<Reshape<T>>()) return;
+        }
+    }
+
+    void collect_term_names() {
+        term_names_.clear();
+        term_of_layer_.assign(layers_.size(), -1);
+        for (std::size_t i = 0; i < layers_.size(); ++i) {
+            const std::string name = layers_[i].term();
+            if (name.empty()) continue;
+            auto found = std::find(term_names_.begin(), term_names_.end(), name);
+            if (found == term_names_.end()) found = term_names_.insert(term_names_.end(), name);
+            term_of_layer_[i] = static_cast<int>(found - term_names_.begin());
+        }
+        term_values_.assign(term_names_.size(), 0.0);
+    }
+
+    void collect_term_values() {
+        std::fill(term_values_.begin(), term_values_.end(), 0.0);
+        for (std::size_t i = 0; i < layers_.size(); ++i)
+            if (term_of_layer_[i] >= 0) term_values_[static_cast<std::size_t>(term_of_layer_[i])] += layers_[i].term_value();
+    }
+
+    std::string known_terms() const {
+        if (term_names_.empty()) return " (its layers add no terms)";
+        std::string names;
+        for (const auto& name : term_names_) names += (names.empty() ? "" : ", ") + name;
+        return " (its terms: " + names + ")";
+    }
+
+    // A hint for an input shape that looks like (H, W, C) instead of (C, H, W).
+    static std::string layout_hint(const Shape& input) {
+        const bool looks_nhwc = (input.width == 1 || input.width == 3 || input.width == 4) && input.channels > 4 &&
+                                input.height > 4;
+        if (!looks_nhwc) return "";
+        return "; note: latent expects (C, H, W) samples and " + input.str() + " looks like (H, W, C) -- convert "
+               "the images with nhwc_to_nchw()";
     }
 
     // Which buffer holds each layer's output. An in-place layer shares the buffer of the layer
@@ -270,7 +358,7 @@ private:
         }
         activations_.assign(buffers, {});
         gradient_targets_[0] = plan_gradient_buffers(size() - 1);
-        gradient_targets_[1] = plan_gradient_buffers(size() - 2);  // backward with skip_last_layer
+        gradient_targets_[1] = plan_gradient_buffers(logistic_head_ - 1);  // backward from the logits
     }
 
     // Which of the two gradient buffers receives dL/d(input of layer i) when backward starts at
@@ -319,11 +407,17 @@ private:
     bool built_ = false;
     std::vector<Parameter<T>> parameters_;
     std::vector<Index> parameter_layers_;
+    std::vector<Buffer<T>> buffers_;
+    std::vector<Index> buffer_layers_;
     std::vector<std::vector<T>> activations_;  // one buffer per group of layers sharing it
     std::vector<std::size_t> buffer_of_;         // the buffer each layer's output is in
     std::array<std::vector<T>, 2> gradients_;         // dL/d(layer input), alternating
     std::array<std::vector<int>, 2> gradient_targets_;  // per layer, the gradient buffer of its dx
-                                                         // (backward from the last layer; with skip_last_layer)
+                                                         // (backward from the last layer; from the logits)
+    Index logistic_head_ = -1;                // see logistic_head()
+    std::vector<std::string> term_names_;
+    std::vector<int> term_of_layer_;          // per layer, its term's index in term_names_, or -1
+    std::vector<double> term_values_;
     const T* input_data_ = nullptr;  // the last forward()'s input (the caller's memory)
     detail::ScratchSpace<T> workspace_;  // per-call scratch of the layers (core/workspace.hpp)
     Index batch_ = 0;

@@ -85,28 +85,19 @@ void adam_step(const char* name, const std::vector<Parameter<T>>& parameters,
     ++state.step;
 }
 
-}  // namespace detail
-
-// Adam with L2 weight decay added to the gradient (torch.optim.Adam; amsgrad not supported).
-template <class T = float> class Adam {
+// Adam and AdamW in one implementation; they differ in the decay only. Derived (Adam<T> or
+// AdamW<T>) gives the type's name and its defaults.
+template <class T, class Derived, WeightDecay decay> class AdamRule {
 public:
     using Scalar = T;
-    static constexpr const char* type_name = "Adam";
-
-    explicit Adam(double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
-                  double weight_decay = 0)
-        : lr_(lr), beta1_(beta1), beta2_(beta2), eps_(eps), weight_decay_(weight_decay) {
-        detail::require_adam_arguments(type_name, lr, beta1, beta2, eps, weight_decay);
-    }
 
     void step(const std::vector<Parameter<T>>& parameters) {
-        detail::adam_step(type_name, parameters, state_, sizes_, lr_, beta1_, beta2_, eps_,
-                          weight_decay_, detail::WeightDecay::L2);
+        adam_step(Derived::type_name, parameters, state_, sizes_, lr_, beta1_, beta2_, eps_, weight_decay_, decay);
     }
 
     double learning_rate() const { return lr_; }
     void set_learning_rate(double lr) {
-        detail::require_learning_rate(type_name, lr);
+        require_learning_rate(Derived::type_name, lr);
         lr_ = lr;
     }
 
@@ -121,9 +112,15 @@ public:
             .set("eps", eps_)
             .set("weight_decay", weight_decay_);
     }
-    static Adam from_config(const Config& config) {
-        return Adam(config.get_double("lr"), config.get_double("beta1"), config.get_double("beta2"),
-                    config.get_double("eps"), config.get_double("weight_decay"));
+    static Derived from_config(const Config& config) {
+        return Derived(config.get_double("lr"), config.get_double("beta1"), config.get_double("beta2"),
+                       config.get_double("eps"), config.get_double("weight_decay"));
+    }
+
+protected:
+    AdamRule(double lr, double beta1, double beta2, double eps, double weight_decay)
+        : lr_(lr), beta1_(beta1), beta2_(beta2), eps_(eps), weight_decay_(weight_decay) {
+        require_adam_arguments(Derived::type_name, lr, beta1, beta2, eps, weight_decay);
     }
 
 private:
@@ -132,49 +129,24 @@ private:
     std::vector<Index> sizes_;  // parameter sizes at the first step: only checks later calls
 };
 
-// AdamW: Adam with decoupled weight decay, p *= 1 - lr * weight_decay (torch.optim.AdamW).
-template <class T = float> class AdamW {
-public:
-    using Scalar = T;
-    static constexpr const char* type_name = "AdamW";
+}  // namespace detail
 
+// Adam with L2 weight decay added to the gradient (torch.optim.Adam; amsgrad not supported).
+template <class T = float> class Adam : public detail::AdamRule<T, Adam<T>, detail::WeightDecay::L2> {
+public:
+    static constexpr const char* type_name = "Adam";
+    explicit Adam(double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
+                  double weight_decay = 0)
+        : detail::AdamRule<T, Adam<T>, detail::WeightDecay::L2>(lr, beta1, beta2, eps, weight_decay) {}
+};
+
+// AdamW: Adam with decoupled weight decay, p *= 1 - lr * weight_decay (torch.optim.AdamW).
+template <class T = float> class AdamW : public detail::AdamRule<T, AdamW<T>, detail::WeightDecay::Decoupled> {
+public:
+    static constexpr const char* type_name = "AdamW";
     explicit AdamW(double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
                    double weight_decay = 0.01)
-        : lr_(lr), beta1_(beta1), beta2_(beta2), eps_(eps), weight_decay_(weight_decay) {
-        detail::require_adam_arguments(type_name, lr, beta1, beta2, eps, weight_decay);
-    }
-
-    void step(const std::vector<Parameter<T>>& parameters) {
-        detail::adam_step(type_name, parameters, state_, sizes_, lr_, beta1_, beta2_, eps_,
-                          weight_decay_, detail::WeightDecay::Decoupled);
-    }
-
-    double learning_rate() const { return lr_; }
-    void set_learning_rate(double lr) {
-        detail::require_learning_rate(type_name, lr);
-        lr_ = lr;
-    }
-
-    OptimizerState<T>& state() { return state_; }
-    const OptimizerState<T>& state() const { return state_; }
-
-    Config config() const {
-        return Config()
-            .set("lr", lr_)
-            .set("beta1", beta1_)
-            .set("beta2", beta2_)
-            .set("eps", eps_)
-            .set("weight_decay", weight_decay_);
-    }
-    static AdamW from_config(const Config& config) {
-        return AdamW(config.get_double("lr"), config.get_double("beta1"), config.get_double("beta2"),
-                     config.get_double("eps"), config.get_double("weight_decay"));
-    }
-
-private:
-    double lr_, beta1_, beta2_, eps_, weight_decay_;
-    OptimizerState<T> state_;
-    std::vector<Index> sizes_;  // parameter sizes at the first step: only checks later calls
+        : detail::AdamRule<T, AdamW<T>, detail::WeightDecay::Decoupled>(lr, beta1, beta2, eps, weight_decay) {}
 };
 
 }  // namespace latent

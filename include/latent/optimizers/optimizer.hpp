@@ -1,15 +1,28 @@
-// Optimizer<T>: a value that holds any of latent's optimizers, chosen at run time (from code, a
-// config or a file). Implicitly constructible from each: `Optimizer<float> opt = Adam<float>(1e-3);`.
-// Saving type() + config() + state() and rebuilding with from_config() and the same state
-// continues training exactly where it stopped.
+// Optimizer<T>: a value that holds any optimizer -- latent's or a user's -- so a checkpoint can
+// name it and a loader can rebuild it (io/registry.hpp). fit() takes any optimizer type
+// directly; Optimizer<T> is what a loaded checkpoint hands back.
+//
+// An optimizer type O provides
+//   using Scalar = T;
+//   static constexpr const char* type_name = "MyOptimizer";    // unique; stored in checkpoints
+//   void step(const std::vector<Parameter<T>>& parameters);    // one update from the gradients
+//   OptimizerState<T>& state();  const OptimizerState<T>& state() const;
+//                               // everything it learns while it runs (step count, moments):
+//                               // no other member may affect an update
+//   Config config() const;  static O from_config(const Config&);   // its hyper-parameters
+// and, for learning-rate schedules,
+//   double learning_rate() const;  void set_learning_rate(double lr);
+// Saving type_name + config() + state() and rebuilding with from_config() and the same state
+// continues training bit-identically.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <utility>
-#include <variant>
 #include <vector>
 
+#include "../core/meta.hpp"
 #include "adadelta.hpp"
 #include "adam.hpp"
 #include "rmsprop.hpp"
@@ -17,66 +30,91 @@
 #include "state.hpp"
 
 namespace latent {
+namespace detail {
+
+template <class O> using learning_rate_op = decltype(double{std::declval<const O&>().learning_rate()});
+template <class O> using type_op = decltype(std::string{std::declval<const O&>().type()});
+
+// The name an optimizer is saved under: type() of a wrapper, else O::type_name.
+template <class O> std::string optimizer_type(const O& optimizer) {
+    if constexpr (is_detected<type_op, O>) return optimizer.type();
+    else return O::type_name;
+}
+
+}  // namespace detail
 
 template <class T = float> class Optimizer {
 public:
     using Scalar = T;
-    using Variant = std::variant<SGD<T>, Adam<T>, AdamW<T>, RMSprop<T>, Adadelta<T>>;
 
-    Optimizer() : optimizer_(Adam<T>()) {}  // Adam with PyTorch's defaults
-    template <class X, class = std::enable_if_t<!std::is_same_v<std::decay_t<X>, Optimizer> &&
-                                                std::is_constructible_v<Variant, X>>>
-    Optimizer(X optimizer) : optimizer_(std::move(optimizer)) {}  // NOLINT: implicit by design
+    Optimizer() : Optimizer(Adam<T>()) {}  // Adam with PyTorch's defaults
+    template <class O, class = std::enable_if_t<!std::is_same_v<std::decay_t<O>, Optimizer>>>
+    Optimizer(O optimizer) : self_(std::make_unique<Holder<O>>(std::move(optimizer))) {  // NOLINT: implicit
+        static_assert(std::is_same_v<typename O::Scalar, T>, "an optimizer's scalar type must match the model's");
+    }
+    Optimizer(const Optimizer& other) : self_(other.self_->clone()) {}
+    Optimizer(Optimizer&&) noexcept = default;
+    Optimizer& operator=(const Optimizer& other) {
+        if (this != &other) self_ = other.self_->clone();
+        return *this;
+    }
+    Optimizer& operator=(Optimizer&&) noexcept = default;
 
     // One update of every parameter from its gradient (see each optimizer's header).
-    void step(const std::vector<Parameter<T>>& parameters) {
-        std::visit([&](auto& optimizer) { optimizer.step(parameters); }, optimizer_);
-    }
+    void step(const std::vector<Parameter<T>>& parameters) { self_->step(parameters); }
 
-    double learning_rate() const {
-        return std::visit([](const auto& optimizer) { return optimizer.learning_rate(); }, optimizer_);
-    }
-    void set_learning_rate(double lr) {
-        std::visit([lr](auto& optimizer) { optimizer.set_learning_rate(lr); }, optimizer_);
-    }
+    // ArgumentError for an optimizer without a learning rate.
+    double learning_rate() const { return self_->learning_rate(); }
+    void set_learning_rate(double lr) { self_->set_learning_rate(lr); }
 
-    OptimizerState<T>& state() {
-        return std::visit([](auto& optimizer) -> OptimizerState<T>& { return optimizer.state(); },
-                          optimizer_);
-    }
-    const OptimizerState<T>& state() const {
-        return std::visit(
-            [](const auto& optimizer) -> const OptimizerState<T>& { return optimizer.state(); },
-            optimizer_);
-    }
+    OptimizerState<T>& state() { return self_->state(); }
+    const OptimizerState<T>& state() const { return std::as_const(*self_).state(); }
+    std::string type() const { return self_->type(); }
+    Config config() const { return self_->config(); }
 
-    std::string type() const {
-        return std::visit(
-            [](const auto& optimizer) -> std::string { return std::decay_t<decltype(optimizer)>::type_name; },
-            optimizer_);
+    // The held optimizer if it is an O, else nullptr.
+    template <class O> O* get() {
+        auto* holder = dynamic_cast<Holder<O>*>(self_.get());
+        return holder ? &holder->optimizer : nullptr;
     }
-    Config config() const {
-        return std::visit([](const auto& optimizer) { return optimizer.config(); }, optimizer_);
+    template <class O> const O* get() const {
+        const auto* holder = dynamic_cast<const Holder<O>*>(self_.get());
+        return holder ? &holder->optimizer : nullptr;
     }
-
-    // The optimizer named `type` (a type_name) with its configuration and a fresh state;
-    // FormatError for an unknown type.
-    static Optimizer from_config(const std::string& type, const Config& config) {
-        if (type == SGD<T>::type_name) return SGD<T>::from_config(config);
-        if (type == Adam<T>::type_name) return Adam<T>::from_config(config);
-        if (type == AdamW<T>::type_name) return AdamW<T>::from_config(config);
-        if (type == RMSprop<T>::type_name) return RMSprop<T>::from_config(config);
-        if (type == Adadelta<T>::type_name) return Adadelta<T>::from_config(config);
-        throw FormatError("unknown optimizer type '" + type +
-                          "' (known: SGD, Adam, AdamW, RMSprop, Adadelta)");
-    }
-
-    // The held optimizer if it is an X, else nullptr.
-    template <class X> X* get() { return std::get_if<X>(&optimizer_); }
-    template <class X> const X* get() const { return std::get_if<X>(&optimizer_); }
 
 private:
-    Variant optimizer_;
+    struct Interface {
+        virtual ~Interface() = default;
+        virtual std::unique_ptr<Interface> clone() const = 0;
+        virtual void step(const std::vector<Parameter<T>>& parameters) = 0;
+        virtual double learning_rate() const = 0;
+        virtual void set_learning_rate(double lr) = 0;
+        virtual OptimizerState<T>& state() = 0;
+        virtual const OptimizerState<T>& state() const = 0;
+        virtual std::string type() const = 0;
+        virtual Config config() const = 0;
+    };
+
+    template <class O> struct Holder final : Interface {
+        explicit Holder(O held) : optimizer(std::move(held)) {}
+        std::unique_ptr<Interface> clone() const override { return std::make_unique<Holder>(optimizer); }
+        void step(const std::vector<Parameter<T>>& parameters) override { optimizer.step(parameters); }
+        double learning_rate() const override {
+            if constexpr (detail::is_detected<detail::learning_rate_op, O>) return optimizer.learning_rate();
+            else throw ArgumentError(std::string(O::type_name) + " has no learning rate");
+        }
+        void set_learning_rate(double lr) override {
+            if constexpr (detail::is_detected<detail::learning_rate_op, O>) optimizer.set_learning_rate(lr);
+            else (void)lr, throw ArgumentError(std::string(O::type_name) + " has no learning rate to set");
+        }
+        OptimizerState<T>& state() override { return optimizer.state(); }
+        const OptimizerState<T>& state() const override { return optimizer.state(); }
+        std::string type() const override { return O::type_name; }
+        Config config() const override { return optimizer.config(); }
+        O optimizer;
+    };
+
+    std::unique_ptr<Interface> self_;
 };
 
 }  // namespace latent

@@ -1,9 +1,9 @@
-// fit(): the training loop. Epochs of shuffled mini-batches; each step is
-//   forward -> loss and dLoss/dOutput -> backward -> finiteness check -> optimizer step.
-// Determinism: shuffling, corruption and initialisation each draw from a stream derived from
-// the one seed and the epoch/batch numbers (never from a running generator), so the same seed
-// gives bit-identical weights with any thread count, and resuming at epoch k (initial_epoch)
-// repeats exactly what an uninterrupted run would have done from epoch k on.
+// fit(): epochs, data, validation and callbacks around train_step() (step.hpp).
+// Determinism: shuffling, corruption, stochastic layers and initialisation each draw from a
+// stream derived from the one seed and the epoch/batch/sample numbers (never from a running
+// generator), so the same seed gives bit-identical weights with any thread count, and resuming
+// at epoch k (FitOptions::resume_from) repeats exactly what an uninterrupted run would have done
+// from epoch k on.
 #pragma once
 
 #include <algorithm>
@@ -14,18 +14,19 @@
 #include <functional>
 #include <numeric>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "../core/errors.hpp"
+#include "../core/pass.hpp"
 #include "../core/random.hpp"
 #include "../core/tensor.hpp"
-#include "../core/threading.hpp"
 #include "../io/serialize.hpp"
+#include "../losses/loss.hpp"
 #include "callbacks.hpp"
 #include "history.hpp"
 #include "progress.hpp"
+#include "step.hpp"
 
 namespace latent {
 
@@ -34,11 +35,11 @@ template <class T>
 using CorruptionFn = std::function<void(ConstTensorView<T> clean, TensorView<T> corrupted, std::uint64_t seed)>;
 
 template <class T = float> struct FitOptions {
-    int epochs = 1;            // train until this epoch count is reached (as Keras)
-    int initial_epoch = 0;     // epochs already done: set it when resuming from a checkpoint
+    int epochs = 1;            // the epoch count to reach (as Keras), counting epochs done before a resume
+    int initial_epoch = 0;     // epochs already done (set by resume_from)
     Index batch_size = 32;
     bool shuffle = true;
-    std::uint64_t seed = 0;    // drives shuffling and corruption
+    std::uint64_t seed = 0;    // drives shuffling, corruption and stochastic layers
     double validation_split = 0.0;  // fraction of samples, taken from the end, kept for validation
     int verbose = 1;           // 0: silent; 1: progress on stderr
     std::vector<Callback<T>> callbacks;
@@ -46,12 +47,20 @@ template <class T = float> struct FitOptions {
     // seed, to the validation inputs. The targets stay clean: a denoising autoencoder.
     CorruptionFn<T> corruption;
     bool check_finite = true;  // stop with NumericError on a NaN/Inf loss or gradient
-    // Samples per forward/backward pass within a batch. The parameter gradients accumulate over
-    // the passes, so a step is the batch's step up to rounding. 0: chosen per model (see
+    // Samples per forward/backward pass within a batch (step.hpp). 0: chosen per model (see
     // detail::micro_batch_size): slices that keep activations in cache, else the whole batch.
-    // (Exact because every latent layer treats samples independently; a user's layer that
-    // mixes the samples of a batch needs micro_batch = batch_size.)
+    // Exact for models whose layers treat samples independently; a model with layers that mix
+    // samples (BatchNorm, KLSparsity) always passes whole batches, and refuses a micro_batch.
     Index micro_batch = 0;
+    // The callbacks' states from a checkpoint, by position (set by resume_from).
+    CallbackStates callback_states;
+
+    // Continues the training a checkpoint recorded: its epoch count and its callbacks' states
+    // (the same callbacks must be in `callbacks`, in the same order). `epochs` stays the total.
+    void resume_from(const TrainingProgress<T>& progress) {
+        initial_epoch = progress.epochs_done;
+        callback_states = progress.callback_states;
+    }
 };
 
 // A stream of batches for data that does not fit in memory (like a Keras generator):
@@ -63,48 +72,7 @@ template <class T = float> struct BatchSource {
 
 namespace detail {
 
-template <class L, class = void> struct has_fuses_method : std::false_type {};
-template <class L>
-struct has_fuses_method<L, std::void_t<decltype(std::declval<const L&>().fuses_with_sigmoid())>>
-    : std::true_type {};
-template <class L, class = void> struct has_fuses_constant : std::false_type {};
-template <class L>
-struct has_fuses_constant<L, std::void_t<decltype(bool{L::fuses_with_sigmoid})>> : std::true_type {};
-template <class L, class T, class = void> struct has_fused_compute : std::false_type {};
-template <class L, class T>
-struct has_fused_compute<L, T,
-                         std::void_t<decltype(std::declval<const L&>().compute_from_sigmoid(
-                             std::declval<ConstTensorView<T>>(), std::declval<ConstTensorView<T>>(),
-                             std::declval<TensorView<T>>()))>> : std::true_type {};
-
-// Whether `loss` offers the fused Sigmoid + loss gradient (BinaryCrossEntropy does).
-template <class T, class LossType> bool loss_fuses_with_sigmoid(const LossType& loss) {
-    if constexpr (!has_fused_compute<LossType, T>::value) return false;
-    else if constexpr (has_fuses_method<LossType>::value) return loss.fuses_with_sigmoid();
-    else if constexpr (has_fuses_constant<LossType>::value) return LossType::fuses_with_sigmoid;
-    else return false;
-}
-
-template <class L, class = void> struct has_averages_constant : std::false_type {};
-template <class L> struct has_averages_constant<L, std::void_t<decltype(bool{L::averages})>> : std::true_type {};
-template <class L, class = void> struct has_averages_method : std::false_type {};
-template <class L>
-struct has_averages_method<L, std::void_t<decltype(bool{std::declval<const L&>().averages()})>> : std::true_type {};
-template <class M, class = void> struct has_largest_activation : std::false_type {};
-template <class M>
-struct has_largest_activation<M, std::void_t<decltype(Index{std::declval<const M&>().largest_activation()})>>
-    : std::true_type {};
-
-// 1 when `loss` is a mean over elements, 0 when a sum, -1 when it does not say (a user's loss).
-template <class LossType> int loss_reduction(const LossType& loss) {
-    if constexpr (has_averages_method<LossType>::value) return loss.averages() ? 1 : 0;
-    else if constexpr (has_averages_constant<LossType>::value) return LossType::averages ? 1 : 0;
-    else return -1;
-}
-
-// Per-slice bytes of the model's largest activation: about one core's L2 cache (1 MiB on this
-// generation of x86 cores); measured on the MNIST denoiser at batch 128, slices of 8 to 16
-// samples train 1.1-1.3x faster than the whole batch at 2 threads.
+// Per-slice bytes of the model's largest activation: about one core's L2 cache.
 constexpr Index micro_batch_bytes = Index(1) << 20;
 
 // Samples per forward/backward pass for a batch of `batch` (slices of equal size, but the last).
@@ -112,25 +80,26 @@ constexpr Index micro_batch_bytes = Index(1) << 20;
 // threads get little more bandwidth than one; passes over slices of the batch keep them in
 // cache. Each pass reads every weight again, so the automatic choice (requested == 0) slices
 // only models whose weights are smaller than one slice's largest activation. Slicing needs a
-// loss that is a mean or a sum over elements, the two cases the slices can be weighted for.
-template <class T, class Model, class LossType>
-Index micro_batch_size(const Model& model, const LossType& loss, Index batch, Index requested) {
-    if (requested > 0 && loss_reduction(loss) < 0)
-        throw ArgumentError("fit: micro_batch needs a loss that says whether it averages or sums over "
-                            "elements (a static constexpr bool averages, or an averages() method)");
+// loss that declares its Reduction (the slices are weighted by it) and a model whose layers
+// treat samples independently.
+template <class T, class Model>
+Index micro_batch_size(const Model& model, const Loss<T>& loss, Index batch, Index requested) {
+    const bool sliceable = loss.reduction().has_value() && !model.mixes_samples();
+    if (requested > 0 && requested < batch && !loss.reduction())
+        throw ArgumentError("fit: micro_batch needs a loss that declares its Reduction (a reduction() member): " +
+                            loss.type() + " does not");
+    if (requested > 0 && requested < batch && model.mixes_samples())
+        throw ArgumentError("fit: micro_batch " + std::to_string(requested) +
+                            " would split batches, but the model has layers that use the statistics of a whole "
+                            "batch (BatchNorm, KLSparsity); leave micro_batch at 0");
     if (requested > 0) return std::min(requested, batch);
-    if constexpr (!has_largest_activation<Model>::value) return batch;
-    else {
-        const Index largest = std::max<Index>(1, model.largest_activation());
-        Index fitting = std::max<Index>(1, micro_batch_bytes / (largest * Index(sizeof(T))));
-        if (loss_reduction(loss) < 0 || fitting >= batch || model.parameter_count() > fitting * largest)
-            return batch;
-        // A multiple of 8 samples splits into chunks that 2, 4 or 8 threads share evenly (10
-        // samples made 5 chunks, and 2 threads ran 3 and 2 of them: 10-15% slower than 8).
-        if (fitting >= 8) fitting -= fitting % 8;
-        const Index slices = (batch + fitting - 1) / fitting;
-        return (batch + slices - 1) / slices;
-    }
+    const Index largest = std::max<Index>(1, model.largest_activation());
+    Index fitting = std::max<Index>(1, micro_batch_bytes / (largest * Index(sizeof(T))));
+    if (!sliceable || fitting >= batch || model.parameter_count() > fitting * largest) return batch;
+    // A multiple of 8 samples splits into chunks that 2, 4 or 8 threads share evenly.
+    if (fitting >= 8) fitting -= fitting % 8;
+    const Index slices = (batch + fitting - 1) / fitting;
+    return (batch + slices - 1) / slices;
 }
 
 template <class T> void require_finite(ConstTensorView<T> data, const std::string& what) {
@@ -142,135 +111,20 @@ template <class T> void require_finite(ConstTensorView<T> data, const std::strin
                                " (element " + std::to_string(i % per_sample) + ")");
 }
 
-template <class T> bool all_finite(const T* values, Index count) {
-    return Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(values, count).allFinite();  // vectorised
-}
-
-// Training and evaluation steps on one batch, with the buffers they reuse.
-template <class T, class Model, class LossType> class Stepper {
-public:
-    Stepper(Model& model, const LossType& loss, Index micro_batch = 0)
-        : model_(model), loss_(loss), micro_batch_(micro_batch) {}
-
-    // Loss of the batch and dLoss/dParameters (accumulated into the model's gradients), in
-    // passes over slices of the batch (micro_batch_size). A slice of n of the batch's N samples
-    // adds n/N of its mean loss (or all of its sum) and of that loss's gradient.
-    double loss_and_gradients(ConstTensorView<T> inputs, ConstTensorView<T> targets, int epoch, Index batch,
-                              bool check_finite) {
-        const Index count = inputs.dimension(0);
-        const Chunks slices{count, micro_batch_size<T>(model_, loss_, count, micro_batch_)};
-        double value = 0;
-        for (Index slice = 0; slice < slices.count(); ++slice) {
-            const Index first = slices.begin(slice), size = slices.size(slice);
-            const double weight = slices.count() > 1 && loss_reduction(loss_) == 1
-                                      ? static_cast<double>(size) / static_cast<double>(count) : 1.0;
-            value += weight * slice_loss_and_gradients(batch_slice(inputs, first, size),
-                                                       batch_slice(targets, first, size), weight);
-        }
-        if (check_finite && !std::isfinite(value))
-            throw NumericError(where(epoch, batch) + "the loss is " + (std::isnan(value) ? "NaN" : "infinite") +
-                               gradient_note() + "; the weights of the last good step were kept");
-        return value;
-    }
-
-    double loss_only(ConstTensorView<T> inputs, ConstTensorView<T> targets) {
-        const ConstTensorView<T> output = model_.forward(inputs);
-        check_targets(output, targets);
-        if (grad_.size() < static_cast<std::size_t>(output.size())) grad_.resize(static_cast<std::size_t>(output.size()));
-        return loss_.compute(output, targets, TensorView<T>(grad_.data(), output.dimensions()));
-    }
-
-    bool fused_sigmoid() const { return loss_fuses_with_sigmoid<T>(loss_) && model_.ends_with_sigmoid(); }
-
-    // Applies the optimizer's step. With check_finite the gradients are checked first: a NaN or
-    // infinite gradient stops training before the step, so the weights stay those of the last
-    // good step. The weights are checked after the step as well: an update that overflows (a
-    // learning rate far too high) also stops training -- its weights cannot be taken back
-    // without a copy of every weight at every step, which would cost as much memory as the
-    // weights themselves.
-    template <class OptimizerType>
-    void step(OptimizerType& optimizer, int epoch, Index batch, bool check_finite) {
-        const auto& parameters = model_.parameters();
-        if (check_finite && !all_finite_in(&Parameter<T>::grad))
-            throw NumericError(where(epoch, batch) + "the gradient of " + model_.first_nonfinite_gradient() +
-                               " is not finite; the weights of the last good step were kept");
-        optimizer.step(parameters);
-        if (check_finite && !all_finite_in(&Parameter<T>::value))
-            throw NumericError(where(epoch, batch) +
-                               "the update made weights non-finite (learning rate too high?); training stopped");
-    }
-
-private:
-    // One pass: forward, the loss and its gradient scaled by `weight`, backward.
-    double slice_loss_and_gradients(ConstTensorView<T> inputs, ConstTensorView<T> targets, double weight) {
-        const ConstTensorView<T> output = model_.forward(inputs);
-        check_targets(output, targets);
-        const bool fused = fused_sigmoid();
-        if (grad_.size() < static_cast<std::size_t>(output.size())) grad_.resize(static_cast<std::size_t>(output.size()));
-        TensorView<T> grad(grad_.data(), output.dimensions());
-        double value = 0;
-        if constexpr (has_fused_compute<LossType, T>::value)
-            value = fused ? loss_.compute_from_sigmoid(output, targets, grad) : loss_.compute(output, targets, grad);
-        else
-            value = loss_.compute(output, targets, grad);
-        if (weight != 1.0) scale(grad_.data(), grad.size(), static_cast<T>(weight));
-        model_.backward(const_view<T>(grad), fused);
-        return value;
-    }
-
-    // Whether every parameter's `field` (value or grad) is free of NaN and infinity; the
-    // parameters are scanned in parallel.
-    bool all_finite_in(T* Parameter<T>::*field) {
-        const auto& parameters = model_.parameters();
-        results_.assign(parameters.size(), 1);
-        Index total = 0;
-        for (const auto& parameter : parameters) total += parameter.size;
-        parallel_for(static_cast<Index>(parameters.size()), total, [&](Index p) {
-            const Parameter<T>& parameter = parameters[static_cast<std::size_t>(p)];
-            results_[static_cast<std::size_t>(p)] = all_finite(parameter.*field, parameter.size) ? 1 : 0;
-        });
-        return std::all_of(results_.begin(), results_.end(), [](char ok) { return ok != 0; });
-    }
-
-    static void scale(T* values, Index count, T factor) {
-        Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(values, count) *= factor;
-    }
-
-    static std::string where(int epoch, Index batch) {
-        return "epoch " + std::to_string(epoch + 1) + ", batch " + std::to_string(batch + 1) + ": ";
-    }
-    std::string gradient_note() const {
-        const std::string layer = model_.first_nonfinite_gradient();
-        return layer.empty() ? std::string() : " (first non-finite gradient, from the output: " + layer + ")";
-    }
-    static void check_targets(ConstTensorView<T> output, ConstTensorView<T> targets) {
-        // Shapes per sample: the tensors may be a slice of the batch the user passed.
-        if (output.dimensions() != targets.dimensions())
-            throw ShapeError("fit: targets have shape " + sample_shape<T>(targets).str() + " but the model outputs " +
-                             sample_shape<T>(output).str());
-    }
-
-    Model& model_;
-    const LossType& loss_;
-    Index micro_batch_;  // FitOptions::micro_batch
-    std::vector<T> grad_;
-    std::vector<char> results_;
-};
-
 // Copies samples order[first, first + count) of `source` into `batch` (grown, never shrunk).
 template <class T>
 TensorView<T> gather(const Tensor<T>& source, const std::vector<Index>& order, Index first, Index count,
                      std::vector<T>& batch) {
     const Shape shape = sample_shape(source);
     const Index size = shape.size();
-    if (batch.size() < static_cast<std::size_t>(count * size)) batch.resize(static_cast<std::size_t>(count * size));
+    grow(batch, count * size);
     for (Index i = 0; i < count; ++i)
         std::memcpy(batch.data() + i * size, source.data() + order[static_cast<std::size_t>(first + i)] * size,
                     sizeof(T) * static_cast<std::size_t>(size));
     return view<T>(batch.data(), count, shape);
 }
 
-// Weights of all parameters, copied out / written back, for callbacks.
+// Weights and buffers of the model, copied out / written back, for callbacks.
 template <class T, class Model> std::vector<std::vector<T>> copy_weights(Model& model) {
     std::vector<std::vector<T>> weights;
     for (const auto& parameter : model.parameters()) weights.emplace_back(parameter.value, parameter.value + parameter.size);
@@ -286,47 +140,204 @@ template <class T, class Model> void restore_weights(Model& model, const std::ve
     }
 }
 
-// The epoch loop shared by both fit() forms. `run_batch(epoch, b)` trains on batch b and
-// returns {loss, samples}; `validate()` returns the validation loss or NaN.
-template <class T, class Model, class OptimizerType, class RunBatch, class Validate>
-History run_epochs(Model& model, OptimizerType& optimizer, const FitOptions<T>& options, Index batches,
-                   RunBatch&& run_batch, Validate&& validate) {
-    detail::require(options.epochs >= options.initial_epoch, "fit",
-                    "epochs (" + std::to_string(options.epochs) + ") is below initial_epoch (" +
-                        std::to_string(options.initial_epoch) + ")");
+template <class T, class Model> bool any_nonzero_gradient(const Model& model) {
+    for (const auto& parameter : model.parameters())
+        if ((Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(parameter.grad, parameter.size) != T(0)).any())
+            return true;
+    return false;
+}
+
+template <class O> double learning_rate_of(const O& optimizer) {
+    if constexpr (is_detected<learning_rate_op, O>) return optimizer.learning_rate();
+    else return NAN;
+}
+
+// The sums over an epoch's batches of the objective's parts, weighted by batch size.
+class EpochSums {
+public:
+    void start(std::size_t terms) {
+        reconstruction_ = 0;
+        terms_.assign(terms, 0.0);
+        samples_ = 0;
+    }
+    void add(const StepValues& values, Index samples) {
+        const double weight = static_cast<double>(samples);
+        reconstruction_ += values.reconstruction * weight;
+        for (std::size_t t = 0; t < terms_.size(); ++t) terms_[t] += values.terms[t] * weight;
+        samples_ += samples;
+    }
+    long long samples() const { return samples_; }
+    double mean_total() const {
+        double total = reconstruction_;
+        for (double term : terms_) total += term;
+        return samples_ > 0 ? total / static_cast<double>(samples_) : NAN;
+    }
+    // "reconstruction" and then each term, as means.
+    std::vector<double> mean_parts() const {
+        std::vector<double> parts{reconstruction_};
+        parts.insert(parts.end(), terms_.begin(), terms_.end());
+        for (double& part : parts) part = samples_ > 0 ? part / static_cast<double>(samples_) : NAN;
+        return parts;
+    }
+
+private:
+    double reconstruction_ = 0;
+    std::vector<double> terms_;
+    long long samples_ = 0;
+};
+
+// Mean objective over a data set, in batches, in Evaluation mode (no noise, terms computed).
+// With a corruption, the inputs are corrupted from `corruption_seed` first.
+template <class T, class Model>
+EpochSums evaluate_sums(Model& model, const Loss<T>& loss, const Tensor<T>& inputs, const Tensor<T>& targets,
+                        Index batch_size, const CorruptionFn<T>& corruption, std::uint64_t corruption_seed) {
+    detail::require(batch_size >= 1, "evaluate", "batch_size must be >= 1");
+    if (inputs.dimension(0) != targets.dimension(0))
+        throw ShapeError("evaluate: " + std::to_string(inputs.dimension(0)) + " inputs but " +
+                         std::to_string(targets.dimension(0)) + " targets");
+    StepScratch<T> scratch;
+    std::vector<T> corrupted;
+    EpochSums sums;
+    sums.start(model.term_names().size());
+    Batch<T> batch;
+    batch.input_shape = sample_shape(inputs);
+    batch.target_shape = sample_shape(targets);
+    batch.pass = Pass::evaluation();
+    batch.pass.logits = model.has_logistic_output() && loss.has_logits_gradient();
+    for (Index first = 0; first < inputs.dimension(0); first += batch_size) {
+        const Index n = std::min(batch_size, inputs.dimension(0) - first);
+        const ConstTensorView<T> clean = batch_slice<T>(view(inputs), first, n);
+        if (corruption) {
+            grow(corrupted, clean.size());
+            corruption(clean, TensorView<T>(corrupted.data(), clean.dimensions()),
+                       derive_seed(corruption_seed, static_cast<std::uint64_t>(first)));
+        }
+        batch.inputs = corruption ? corrupted.data() : clean.data();
+        batch.targets = batch_slice<T>(view(targets), first, n).data();
+        batch.count = n;
+        sums.add(evaluate_step(model, loss, batch, scratch), n);
+    }
+    return sums;
+}
+
+// The states of the callbacks that have one, named "<position>:<type>".
+template <class T> CallbackStates callback_states(const std::vector<Callback<T>>& callbacks) {
+    CallbackStates states;
+    for (std::size_t i = 0; i < callbacks.size(); ++i)
+        if (callbacks[i].has_state()) states.emplace_back(std::to_string(i) + ":" + callbacks[i].type(), callbacks[i].state());
+    return states;
+}
+
+template <class T> void restore_callback_states(std::vector<Callback<T>>& callbacks, const CallbackStates& states) {
+    for (const auto& [name, state] : states) {
+        const auto colon = name.find(':');
+        const std::size_t position = colon == std::string::npos ? callbacks.size() : std::stoul(name.substr(0, colon));
+        if (position >= callbacks.size() || !callbacks[position].has_state() ||
+            std::to_string(position) + ":" + callbacks[position].type() != name)
+            throw ArgumentError("fit: the checkpoint holds the state of callback " + name +
+                                ", which FitOptions::callbacks does not have at that position (resume with the "
+                                "callbacks of the run that wrote the checkpoint, in the same order)");
+        callbacks[position].set_state(state);
+    }
+}
+
+// Warns (progress stream and History) when an epoch's gradients were all exactly zero, or its
+// loss did not move at all: the network no longer learns.
+inline void warn_if_stalled(History& history, bool gradients_seen, ProgressBar& progress) {
+    const int epoch = history.epoch.back();
+    const std::size_t n = history.loss.size();
+    std::string text;
+    if (!gradients_seen) {
+        history.dead_gradient_epochs.push_back(epoch);
+        text = "epoch " + std::to_string(epoch + 1) + ": every gradient of every batch was exactly zero: the network "
+               "no longer learns (a dead network: a learning rate far too high, or units that never activate)";
+    } else if (n >= 2 && history.loss[n - 1] == history.loss[n - 2] && history.learning_rate[n - 1] != 0) {
+        text = "epoch " + std::to_string(epoch + 1) + ": the training loss is exactly the previous epoch's (" +
+               std::to_string(history.loss[n - 1]) + "): the network's output does not change";
+    }
+    if (text.empty()) return;
+    history.warnings.push_back(text);
+    progress.warning(text);
+}
+
+// The epoch loop shared by both fit() forms. `next_batch(epoch, b, batch)` points batch.inputs
+// and batch.targets at batch b of `epoch`; `validate()` returns the validation sums (no samples:
+// no validation data).
+template <class T, class Model, class OptimizerType, class NextBatch, class Validate>
+History run_epochs(Model& model, const Loss<T>& loss, OptimizerType& optimizer, const FitOptions<T>& options,
+                   Index batches, NextBatch&& next_batch, Validate&& validate) {
     detail::require(options.initial_epoch >= 0, "fit", "initial_epoch must be >= 0");
+    detail::require(options.epochs > options.initial_epoch || (options.epochs == 0 && options.initial_epoch == 0), "fit",
+                    "epochs (" + std::to_string(options.epochs) + ") is the total epoch count, counting the " +
+                        std::to_string(options.initial_epoch) + " already done: no epoch would run (to train " +
+                        "N more, set epochs = " + std::to_string(options.initial_epoch) + " + N)");
+    std::vector<Callback<T>> callbacks = options.callbacks;
+    restore_callback_states(callbacks, options.callback_states);
+    const bool has_terms = !model.term_names().empty();
     History history;
+    if (has_terms) {
+        history.term_names.push_back("reconstruction");
+        for (const auto& name : model.term_names()) history.term_names.push_back(name);
+        history.terms.assign(history.term_names.size(), {});
+        history.val_terms.assign(history.term_names.size(), {});
+    }
     ProgressBar progress(options.verbose, options.epochs);
+    StepScratch<T> scratch;
+    EpochSums sums;
+    Batch<T> batch;
+    batch.input_shape = model.input_shape();
+    batch.target_shape = model.output_shape();
+    batch.check_finite = options.check_finite;
+    const bool on_logits = model.has_logistic_output() && loss.has_logits_gradient();
     for (int epoch = options.initial_epoch; epoch < options.epochs; ++epoch) {
         const auto start = std::chrono::steady_clock::now();
+        EpochBegin<T> begin{epoch, options.initial_epoch, &history, [&] { return learning_rate_of(optimizer); },
+                            [&](double lr) { optimizer.set_learning_rate(lr); },
+                            [&](const std::string& term, double factor) { model.scale_term(term, factor); }};
+        for (auto& callback : callbacks) callback.on_epoch_begin(begin);
         progress.start_epoch(epoch, batches);
-        model.set_training(true);
-        double loss_sum = 0;
-        long long samples = 0;
+        sums.start(model.term_names().size());
+        bool gradients_seen = false;
         for (Index b = 0; b < batches; ++b) {
-            const auto [loss, count] = run_batch(epoch, b);
-            loss_sum += loss * static_cast<double>(count);
-            samples += count;
-            progress.update(b + 1, samples, loss_sum / static_cast<double>(samples));
+            next_batch(epoch, b, batch);
+            const Index count = batch.count;
+            batch.pass = Pass::training_batch(options.seed, epoch, b, count);
+            batch.pass.logits = on_logits;
+            batch.slice_size = micro_batch_size<T>(model, loss, count, options.micro_batch);
+            sums.add(train_step(model, loss, optimizer, batch, scratch), count);
+            if (!gradients_seen) gradients_seen = any_nonzero_gradient<T>(model);
+            progress.update(b + 1, sums.samples(), sums.mean_total());
         }
-        model.set_training(false);
-        const double val_loss = validate();
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        const EpochSums validation = validate();
         history.epoch.push_back(epoch);
-        history.loss.push_back(samples > 0 ? loss_sum / static_cast<double>(samples) : NAN);
-        history.val_loss.push_back(val_loss);
-        history.seconds.push_back(seconds);
-        progress.end_epoch(samples, history.loss.back(), val_loss, seconds);
+        history.loss.push_back(sums.mean_total());
+        history.val_loss.push_back(validation.samples() > 0 ? validation.mean_total() : NAN);
+        history.learning_rate.push_back(learning_rate_of(optimizer));
+        if (has_terms) {
+            const auto parts = sums.mean_parts(), val_parts = validation.mean_parts();
+            for (std::size_t t = 0; t < parts.size(); ++t) {
+                history.terms[t].push_back(parts[t]);
+                history.val_terms[t].push_back(validation.samples() > 0 ? val_parts[t] : NAN);
+            }
+        }
+        history.seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+        progress.end_epoch(sums.samples(), history.loss.back(), history.val_loss.back(), history.seconds.back(),
+                           history.term_names, has_terms ? sums.mean_parts() : std::vector<double>{},
+                           has_terms ? validation.mean_parts() : std::vector<double>{});
+        warn_if_stalled(history, gradients_seen, progress);
 
         EpochEnd<T> end;
         end.epoch = epoch;
         end.history = &history;
         end.get_weights = [&] { return copy_weights<T>(model); };
         end.set_weights = [&](const std::vector<std::vector<T>>& weights) { restore_weights<T>(model, weights); };
+        end.learning_rate = begin.learning_rate;
+        end.set_learning_rate = begin.set_learning_rate;
         end.save_checkpoint = [&, epochs_done = epoch + 1](const std::string& path) {
-            save_checkpoint(path, model, optimizer, epochs_done);  // found by argument-dependent lookup
+            // found by argument-dependent lookup
+            save_checkpoint(path, model, optimizer, epochs_done, callback_states(callbacks));
         };
-        for (auto& callback : options.callbacks) callback(end);
+        for (auto& callback : callbacks) callback.on_epoch_end(end);
         if (end.stop) {
             history.stopped_early = epoch + 1 < options.epochs;
             break;
@@ -337,38 +348,20 @@ History run_epochs(Model& model, OptimizerType& optimizer, const FitOptions<T>& 
 
 }  // namespace detail
 
-// Mean loss over a whole data set, in batches (inference mode). With a corruption, the inputs
-// are corrupted from `corruption_seed` first.
+// Mean objective (loss + terms) over a whole data set, in batches, in Evaluation mode. With a
+// corruption, the inputs are corrupted from `corruption_seed` first.
 template <class T, class Model, class LossType>
 double evaluate(Model& model, const Tensor<T>& inputs, const Tensor<T>& targets, const LossType& loss,
                 Index batch_size = 256, const CorruptionFn<T>& corruption = {}, std::uint64_t corruption_seed = 0) {
-    detail::require(batch_size >= 1, "evaluate", "batch_size must be >= 1");
-    if (inputs.dimension(0) != targets.dimension(0))
-        throw ShapeError("evaluate: " + std::to_string(inputs.dimension(0)) + " inputs but " +
-                         std::to_string(targets.dimension(0)) + " targets");
-    model.set_training(false);
-    detail::Stepper<T, Model, LossType> stepper(model, loss);
-    std::vector<T> corrupted;
-    double sum = 0;
-    const Index count = inputs.dimension(0);
-    for (Index first = 0; first < count; first += batch_size) {
-        const Index n = std::min(batch_size, count - first);
-        const ConstTensorView<T> clean = batch_slice<T>(view(inputs), first, n);
-        if (corruption) {
-            corrupted.resize(static_cast<std::size_t>(clean.size()));
-            corruption(clean, TensorView<T>(corrupted.data(), clean.dimensions()),
-                       derive_seed(corruption_seed, static_cast<std::uint64_t>(first)));
-        }
-        const ConstTensorView<T> batch_inputs = corruption ? view<T>(static_cast<const T*>(corrupted.data()), n, sample_shape(inputs)) : clean;
-        sum += stepper.loss_only(batch_inputs, batch_slice<T>(view(targets), first, n)) * static_cast<double>(n);
-    }
-    return count > 0 ? sum / static_cast<double>(count) : NAN;
+    return detail::evaluate_sums(model, Loss<T>(loss), inputs, targets, batch_size, corruption, corruption_seed)
+        .mean_total();
 }
 
 // Trains `model` to map `inputs` to `targets` (pass the same tensor twice for a plain
 // autoencoder). Optional explicit validation data; otherwise options.validation_split.
+// `optimizer` is any optimizer type; it is updated in place (a named variable: it keeps state).
 template <class T, class Model, class LossType, class OptimizerType>
-History fit(Model& model, const Tensor<T>& inputs, const Tensor<T>& targets, const LossType& loss,
+History fit(Model& model, const Tensor<T>& inputs, const Tensor<T>& targets, const LossType& loss_value,
             OptimizerType& optimizer, const FitOptions<T>& options = {},
             const Tensor<T>* validation_inputs = nullptr, const Tensor<T>* validation_targets = nullptr) {
     detail::require(options.batch_size >= 1, "fit", "batch_size must be >= 1");
@@ -388,6 +381,7 @@ History fit(Model& model, const Tensor<T>& inputs, const Tensor<T>& targets, con
         throw ArgumentError("fit: give both validation inputs and validation targets, or neither");
     detail::require_finite<T>(view(inputs), "fit: inputs");
     detail::require_finite<T>(view(targets), "fit: targets");
+    const Loss<T> loss(loss_value);
 
     const Index total = inputs.dimension(0);
     const Index held_out = validation_inputs ? 0 : static_cast<Index>(std::floor(total * options.validation_split));
@@ -398,18 +392,15 @@ History fit(Model& model, const Tensor<T>& inputs, const Tensor<T>& targets, con
     // Validation data: explicit, or the held-out tail (Keras takes the last samples, unshuffled).
     Tensor<T> tail_inputs, tail_targets;
     if (held_out > 0) {
-        tail_inputs = inputs.slice(Eigen::array<Index, 4>{train_count, 0, 0, 0},
-                                   Eigen::array<Index, 4>{held_out, inputs.dimension(1), inputs.dimension(2), inputs.dimension(3)});
-        tail_targets = targets.slice(Eigen::array<Index, 4>{train_count, 0, 0, 0},
-                                     Eigen::array<Index, 4>{held_out, targets.dimension(1), targets.dimension(2), targets.dimension(3)});
+        tail_inputs = samples(inputs, train_count, held_out);
+        tail_targets = samples(targets, train_count, held_out);
         validation_inputs = &tail_inputs;
         validation_targets = &tail_targets;
     }
 
-    detail::Stepper<T, Model, LossType> stepper(model, loss, options.micro_batch);
     std::vector<Index> order(static_cast<std::size_t>(train_count));
     std::vector<T> batch_inputs, batch_targets, corrupted;
-    auto run_batch = [&](int epoch, Index b) -> std::pair<double, Index> {
+    auto next_batch = [&](int epoch, Index b, Batch<T>& batch) {
         if (b == 0) {
             std::iota(order.begin(), order.end(), Index{0});
             if (options.shuffle) {
@@ -419,41 +410,40 @@ History fit(Model& model, const Tensor<T>& inputs, const Tensor<T>& targets, con
         }
         const Index first = b * options.batch_size;
         const Index count = std::min(options.batch_size, train_count - first);
-        const ConstTensorView<T> clean = const_view<T>(detail::gather(inputs, order, first, count, batch_inputs));
+        const TensorView<T> clean = detail::gather(inputs, order, first, count, batch_inputs);
         // An autoencoder's targets are usually its inputs: the same samples, gathered once.
-        const ConstTensorView<T> y = &targets == &inputs ? clean
-                                     : const_view<T>(detail::gather(targets, order, first, count, batch_targets));
+        const T* y = &targets == &inputs ? clean.data() : detail::gather(targets, order, first, count, batch_targets).data();
+        const T* x = clean.data();
         if (options.corruption) {
-            if (corrupted.size() < static_cast<std::size_t>(clean.size())) corrupted.resize(static_cast<std::size_t>(clean.size()));
-            options.corruption(clean, TensorView<T>(corrupted.data(), clean.dimensions()),
+            detail::grow(corrupted, clean.size());
+            options.corruption(const_view(clean), TensorView<T>(corrupted.data(), clean.dimensions()),
                                derive_seed(options.seed, streams::corruption, static_cast<std::uint64_t>(epoch),
                                            static_cast<std::uint64_t>(b)));
+            x = corrupted.data();
         }
-        // (Eigen maps copy values on assignment, so the input view is chosen, not reassigned.)
-        const ConstTensorView<T> x = options.corruption ? view<T>(static_cast<const T*>(corrupted.data()), count, sample_shape(inputs)) : clean;
-        model.zero_grad();
-        const double value = stepper.loss_and_gradients(x, y, epoch, b, options.check_finite);
-        stepper.step(optimizer, epoch, b, options.check_finite);
-        return {value, count};
+        batch.inputs = x;
+        batch.targets = y;
+        batch.count = count;
     };
-    auto validate = [&]() -> double {
-        if (!validation_inputs) return NAN;
-        return evaluate(model, *validation_inputs, *validation_targets, loss, std::max<Index>(options.batch_size, 256),
-                        options.corruption, derive_seed(options.seed, streams::corruption, ~std::uint64_t{0}));
+    auto validate = [&]() {
+        if (!validation_inputs) return detail::EpochSums();
+        return detail::evaluate_sums(model, loss, *validation_inputs, *validation_targets,
+                                     std::max<Index>(options.batch_size, 256), options.corruption,
+                                     derive_seed(options.seed, streams::corruption, ~std::uint64_t{0}));
     };
-    return detail::run_epochs<T>(model, optimizer, options, batches, run_batch, validate);
+    return detail::run_epochs<T>(model, loss, optimizer, options, batches, next_batch, validate);
 }
 
 // Trains from a batch source (data streamed from disk, generated, or corrupted on the fly).
 template <class T, class Model, class LossType, class OptimizerType>
-History fit(Model& model, const BatchSource<T>& source, const LossType& loss, OptimizerType& optimizer,
+History fit(Model& model, const BatchSource<T>& source, const LossType& loss_value, OptimizerType& optimizer,
             const FitOptions<T>& options = {}) {
     detail::require(source.batches_per_epoch >= 1 && static_cast<bool>(source.next), "fit",
                     "the batch source needs batches_per_epoch >= 1 and a next() function");
     detail::require(options.micro_batch >= 0, "fit", "micro_batch must be >= 0 (0: automatic)");
-    detail::Stepper<T, Model, LossType> stepper(model, loss, options.micro_batch);
+    const Loss<T> loss(loss_value);
     Tensor<T> inputs, targets;
-    auto run_batch = [&](int epoch, Index b) -> std::pair<double, Index> {
+    auto next_batch = [&](int epoch, Index b, Batch<T>& batch) {
         source.next(epoch, b, inputs, targets);
         if (inputs.dimension(0) != targets.dimension(0))
             throw ShapeError("fit: batch source gave " + std::to_string(inputs.dimension(0)) + " inputs but " +
@@ -462,13 +452,16 @@ History fit(Model& model, const BatchSource<T>& source, const LossType& loss, Op
             detail::require_finite<T>(const_view(inputs), "fit: batch source inputs");
             detail::require_finite<T>(const_view(targets), "fit: batch source targets");
         }
-        model.zero_grad();
-        const double value = stepper.loss_and_gradients(const_view(inputs), const_view(targets), epoch, b,
-                                                       options.check_finite);
-        stepper.step(optimizer, epoch, b, options.check_finite);
-        return {value, inputs.dimension(0)};
+        if (sample_shape(inputs) != model.input_shape() || sample_shape(targets) != model.output_shape())
+            throw ShapeError("fit: batch source gave inputs " + sample_shape(inputs).str() + " and targets " +
+                             sample_shape(targets).str() + "; the model maps " + model.input_shape().str() + " to " +
+                             model.output_shape().str());
+        batch.inputs = inputs.data();
+        batch.targets = targets.data();
+        batch.count = inputs.dimension(0);
     };
-    return detail::run_epochs<T>(model, optimizer, options, source.batches_per_epoch, run_batch, [] { return NAN; });
+    return detail::run_epochs<T>(model, loss, optimizer, options, source.batches_per_epoch, next_batch,
+                                 [] { return detail::EpochSums(); });
 }
 
 }  // namespace latent

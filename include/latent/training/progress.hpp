@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <unistd.h>
@@ -47,16 +48,39 @@ public:
         std::fflush(out_);
     }
 
-    void end_epoch(long long images, double loss, double val_loss, double seconds) {
+    // The epoch's line; with `names`, each part of the objective beside the total:
+    // "loss 0.101 (reconstruction 0.100, sparsity 0.001)".
+    void end_epoch(long long images, double loss, double val_loss, double seconds,
+                   const std::vector<std::string>& names = {}, const std::vector<double>& parts = {},
+                   const std::vector<double>& val_parts = {}) {
         if (verbose_ <= 0) return;
         if (terminal_) std::fprintf(out_, "\r\033[K");
         std::fprintf(out_, "epoch %d/%d  loss %.6f", epoch_ + 1, epochs_, loss);
-        if (!std::isnan(val_loss)) std::fprintf(out_, "  val_loss %.6f", val_loss);
+        print_parts(names, parts);
+        if (!std::isnan(val_loss)) {
+            std::fprintf(out_, "  val_loss %.6f", val_loss);
+            print_parts(names, val_parts);
+        }
         std::fprintf(out_, "  %.1fs  %.0f img/s\n", seconds, seconds > 0 ? images / seconds : 0.0);
         std::fflush(out_);
     }
 
+    // A line of its own, "warning: <text>", whatever the verbosity but 0.
+    void warning(const std::string& text) {
+        if (verbose_ <= 0) return;
+        if (terminal_) std::fprintf(out_, "\r\033[K");
+        std::fprintf(out_, "warning: %s\n", text.c_str());
+        std::fflush(out_);
+    }
+
 private:
+    void print_parts(const std::vector<std::string>& names, const std::vector<double>& values) {
+        if (names.empty() || values.size() != names.size()) return;
+        for (std::size_t i = 0; i < names.size(); ++i)
+            std::fprintf(out_, "%s%s %.6f%s", i == 0 ? " (" : ", ", names[i].c_str(), values[i],
+                         i + 1 == names.size() ? ")" : "");
+    }
+
     static bool stderr_is_terminal() {
 #if defined(__unix__) || defined(__APPLE__)
         return ::isatty(2) != 0;
