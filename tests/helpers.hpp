@@ -100,3 +100,36 @@ template <class ErrorType, class Action> void expect_error(Action&& action, cons
 }
 
 }  // namespace test
+
+namespace test {
+
+// Parameter gradients after one backward call, and after two calls of the same batch (which must
+// add up: gradients accumulate, so that slices of a batch or several batches can be summed).
+template <class L> void check_gradients_accumulate(const L& layer_value, const Shape& input, Index batch = 5) {
+    latent::Layer<double> layer = layer_value;
+    latent::Rng rng(3);
+    layer.build(input, rng);
+    const Tensor<double> x = random_tensor<double>(batch, input, 2);
+    Tensor<double> y, dx;
+    layer.forward(x, y);
+    const Tensor<double> dy = random_tensor<double>(batch, layer.output_shape(), 4);
+    auto gradients = [&](int calls) {
+        layer.zero_grad();
+        for (int call = 0; call < calls; ++call) layer.backward(x, y, dy, dx);
+        std::vector<double> values;
+        for (const auto& parameter : layer.parameters()) values.insert(values.end(), parameter.grad, parameter.grad + parameter.size);
+        return values;
+    };
+    const std::vector<double> once = gradients(1), twice = gradients(2);
+    REQUIRE(once.size() == twice.size());
+    double worst = 0, largest = 0;
+    for (std::size_t i = 0; i < once.size(); ++i) {
+        worst = std::max(worst, std::abs(twice[i] - 2 * once[i]));
+        largest = std::max(largest, std::abs(once[i]));
+    }
+    CHECK(largest > 0.1);  // the gradients are not all zero: the comparison means something
+    CHECK(worst <= 1e-12 * largest);
+}
+
+
+}  // namespace test

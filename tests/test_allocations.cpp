@@ -6,10 +6,10 @@
 // counter sees what operator new cannot: Eigen's aligned_malloc (e.g. GEMM packing buffers larger
 // than EIGEN_STACK_ALLOCATION_LIMIT) and the OpenMP runtime.
 //
-// The step under test is the body of fit()'s batch loop (training/fit.hpp, run_batch) with one
-// batch per epoch: shuffle the sample order, gather inputs and targets, corrupt the inputs, then
-// exactly the calls detail::Stepper makes -- zero_grad, forward + loss + backward with the
-// NaN/Inf check, and the checked optimizer step. After warm-up steps (buffers grow to the batch,
+// The step under test is the body of fit()'s batch loop (training/fit.hpp) with one batch per
+// epoch: shuffle the sample order, gather inputs and targets, corrupt the inputs, then
+// train_step() (training/step.hpp) -- zero_grad, forward + loss + backward over the slices, the
+// NaN/Inf checks and the optimizer step -- as fit() calls it. After warm-up steps (buffers grow to the batch,
 // Adam creates its state, OpenMP starts its threads) further steps of the same batch size must
 // make zero allocations, at 1 and at 2 threads. On failure the test prints a backtrace of the
 // first counted allocation (`addr2line -f -C -e test_allocations ADDRESS` names the frames).
@@ -200,7 +200,6 @@ public:
         : model_(bench::build_model(workload, 5)),
           data_(bench::random_batch(workload, batch, 9)),
           loss_(bench::make_loss(workload.loss)),
-          stepper_(model_, loss_),
           order_(static_cast<std::size_t>(batch)) {
         if (corrupt) corruption_ = GaussianNoise(0.0, 0.5);
     }
@@ -220,15 +219,19 @@ public:
         }
         const ConstTensorView<float> x =
             corruption_ ? view<float>(static_cast<const float*>(corrupted_.data()), batch, model_.input_shape()) : clean;
-        model_.set_training(true);
-        model_.zero_grad();
-        last_loss_ = stepper_.loss_and_gradients(x, targets, epoch_, 0, true);
-        stepper_.step(adam_, epoch_, 0, true);
+        Batch<float> step_batch;
+        step_batch.inputs = x.data();
+        step_batch.targets = targets.data();
+        step_batch.count = batch;
+        step_batch.input_shape = step_batch.target_shape = model_.input_shape();
+        step_batch.pass = Pass::training_batch(1, epoch_, 0, batch);
+        step_batch.pass.logits = model_.has_logistic_output() && loss_.has_logits_gradient();
+        step_batch.slice_size = detail::micro_batch_size<float>(model_, loss_, batch, 0);
+        last_loss_ = train_step(model_, loss_, adam_, step_batch, scratch_).total();
         ++epoch_;
     }
 
     void infer() {
-        model_.set_training(false);
         const ConstTensorView<float> output = model_.forward(const_view(data_));
         last_output_ = output.data()[0];
     }
@@ -240,7 +243,7 @@ private:
     Tensor<float> data_;
     Loss<float> loss_;
     Adam<float> adam_{1e-3};
-    detail::Stepper<float, Autoencoder<float>, Loss<float>> stepper_;
+    StepScratch<float> scratch_;
     CorruptionFn<float> corruption_;
     std::vector<Index> order_;
     std::vector<float> inputs_, targets_, corrupted_;

@@ -681,3 +681,11 @@ TEST_CASE("conv_transpose2d: forward and backward are bit-identical with 1 and 2
     check_thread_independence(ConvTranspose2D<float>(5, 3, 2), {3, 7, 6});
     check_thread_independence(ConvTranspose2D<float>(4, {3, 2}, 2, Padding::Valid, 1), {2, 5, 4});
 }
+
+
+TEST_CASE("conv2d and conv_transpose2d: parameter gradients of two backward calls are twice one call's",
+          "[conv2d][conv_transpose2d][gradients]") {
+    test::check_gradients_accumulate(Conv2D<double>(5, 3, 2), {3, 9, 7});        // im2col + GEMM
+    test::check_gradients_accumulate(Conv2D<double>(2, 3), {3, 9, 7});           // direct path
+    test::check_gradients_accumulate(ConvTranspose2D<double>(4, 3, 2), {3, 5, 4});
+}

@@ -164,3 +164,9 @@ TEST_CASE("check_gradients: detects a wrong backward", "[gradcheck]") {
     CHECK_FALSE(result.passed());
     CHECK(result.max_relative_error > 0.4);
 }
+
+TEST_CASE("dense: weight and bias gradients accumulate over several backward calls, both splits",
+          "[dense][gradients]") {
+    test::check_gradients_accumulate(latent::Dense<double>(70), {3, 2, 2}, 5);    // column blocks (batch < 64)
+    test::check_gradients_accumulate(latent::Dense<double>(9), {3, 2, 2}, 130);   // row chunks
+}

@@ -198,7 +198,7 @@ TEST_CASE("BinaryCrossEntropy: a target of 1.5 is rejected with ArgumentError", 
     CHECK_THROWS_WITH(bce.compute(view(prediction), view(target), view(grad)),
                       Contains("target value 1.5 at element 2 (sample 1)") &&
                           Contains("normalise your images to [0,1]"));
-    CHECK_THROWS_WITH(bce.compute_from_sigmoid(view(prediction), view(target), view(grad)),
+    CHECK_THROWS_WITH(bce.compute_on_logits(view(prediction), view(target), view(grad)),
                       Contains("target value 1.5 at element 2 (sample 1)"));
     float out[2];
     CHECK_THROWS_AS(bce.per_sample(view(prediction), view(target), out), ArgumentError);
@@ -236,7 +236,7 @@ TEST_CASE("BinaryCrossEntropy: fused Sigmoid gradient survives saturated logits,
     // Fused: dLoss/dz = (p - t) / 3 = {(1 - 0) / 3, (0 - 1) / 3, (1 - 0) / 3} = {+1/3, -1/3, +1/3}
     Tensor<float> fused_grad_logits = make_tensor<float>(1, {3, 1, 1});
     const double fused_value =
-        bce.compute_from_sigmoid(view(std::as_const(probability)), view(target), view(fused_grad_logits));
+        bce.compute_on_logits(view(std::as_const(probability)), view(target), view(fused_grad_logits));
     CHECK(fused_grad_logits.data()[0] == Approx(1.0 / 3).epsilon(1e-6));
     CHECK(fused_grad_logits.data()[1] == Approx(-1.0 / 3).epsilon(1e-6));
     CHECK(fused_grad_logits.data()[2] == Approx(1.0 / 3).epsilon(1e-6));
@@ -263,39 +263,40 @@ TEST_CASE("BinaryCrossEntropy: fused gradient equals the chain rule through Sigm
     const double value = bce.compute(view(std::as_const(probability)), view(target), view(grad_probability));
     sigmoid.backward(logits, probability, grad_probability, chained);
     Tensor<double> fused = make_tensor<double>(2, {2, 3, 3});
-    CHECK(bce.compute_from_sigmoid(view(std::as_const(probability)), view(target), view(fused)) == value);
+    CHECK(bce.compute_on_logits(view(std::as_const(probability)), view(target), view(fused)) == value);
     CHECK(test::max_abs_difference(fused, chained) < 1e-15);
 }
 
-TEST_CASE("Loss: forwards to the held loss, rebuilds from its config, rejects unknown types",
+TEST_CASE("Loss: forwards to the held loss, the registry rebuilds it from its config and rejects unknown types",
           "[losses][loss]") {
     const Tensor<double> p = tiny_prediction(), t = tiny_target();
     Loss<double> loss = L1<double>();
     CHECK(loss.type() == "L1");
-    CHECK_FALSE(loss.fuses_with_sigmoid());
+    CHECK_FALSE(loss.has_logits_gradient());
     CHECK(evaluate(loss, p, t).value == Approx(0.25).epsilon(1e-12));
     CHECK(Loss<double>().type() == "MeanSquaredError");
 
     Tensor<double> grad = make_tensor<double>(2, tiny_shape);
-    CHECK_THROWS_AS(loss.compute_from_sigmoid(view(p), view(t), view(grad)), ArgumentError);
-    CHECK_THROWS_AS(Loss<double>(SumSquaredError<double>()).compute_from_sigmoid(view(p), view(t), view(grad)),
+    CHECK_THROWS_AS(loss.compute_on_logits(view(p), view(t), view(grad)), ArgumentError);
+    CHECK_THROWS_AS(Loss<double>(SumSquaredError<double>()).compute_on_logits(view(p), view(t), view(grad)),
                     ArgumentError);
 
     loss = BinaryCrossEntropy<double>(1e-3);
-    CHECK(loss.fuses_with_sigmoid());
+    CHECK(loss.has_logits_gradient());
     CHECK(loss.get<BinaryCrossEntropy<double>>() != nullptr);
     CHECK(loss.get<L1<double>>() == nullptr);
-    const Loss<double> rebuilt = Loss<double>::from_config(loss.type(), loss.config());
+    const auto registry = Registry<double>::builtin();
+    const Loss<double> rebuilt = registry.create_loss(loss.type(), loss.config());
     REQUIRE(rebuilt.get<BinaryCrossEntropy<double>>() != nullptr);
     CHECK(rebuilt.get<BinaryCrossEntropy<double>>()->eps() == 1e-3);
-    CHECK(rebuilt.compute_from_sigmoid(view(p), view(t), view(grad)) == evaluate(loss, p, t).value);
+    CHECK(rebuilt.compute_on_logits(view(p), view(t), view(grad)) == evaluate(loss, p, t).value);
     for (const char* type : {"MeanSquaredError", "SumSquaredError", "L1"})
-        CHECK(Loss<double>::from_config(type, Config()).type() == type);
+        CHECK(registry.create_loss(type, Config()).type() == type);
 
-    CHECK_THROWS_MATCHES(Loss<double>::from_config("Hinge", Config()), FormatError,
-                         Catch::Matchers::Message("unknown loss type 'Hinge' (known: MeanSquaredError, "
-                                                  "SumSquaredError, BinaryCrossEntropy, L1)"));
-    CHECK_THROWS_AS(Loss<double>::from_config("BinaryCrossEntropy", Config()), FormatError);
+    CHECK_THROWS_MATCHES(registry.create_loss("Hinge", Config()), FormatError,
+                         Catch::Matchers::Message("unknown loss type 'Hinge' (one of your own? register it: "
+                                                  "registry.add_loss<Hinge<T>>())"));
+    CHECK_THROWS_AS(registry.create_loss("BinaryCrossEntropy", Config()), FormatError);
 }
 
 TEST_CASE("losses: values and per-sample losses are bit-identical with 1 and 2 threads",

@@ -11,6 +11,17 @@ using namespace latent;
 
 namespace {
 
+// A pass whose backward also computes the gradient with respect to the model's input.
+Pass input_gradient_pass() {
+    Pass pass;
+    pass.input_gradient = true;
+    return pass;
+}
+
+}  // namespace
+
+namespace {
+
 Sequential<double> small_dense_model() {
     return Sequential<double>{Dense<double>(6), Tanh<double>(), Dense<double>(3), Sigmoid<double>()};
 }
@@ -82,7 +93,7 @@ TEST_CASE("sequential: gradient of the whole model matches finite differences", 
     };
     objective();
     model.zero_grad();
-    const auto grad_input = model.backward(view(weights), false, true);
+    const auto grad_input = model.backward(view(weights), input_gradient_pass());
     std::vector<double> analytic(grad_input.data(), grad_input.data() + grad_input.size());
     const double eps = 1e-6;
     Tensor<double> perturbed = x;
@@ -159,7 +170,7 @@ TEST_CASE("autoencoder: encode, decode and reconstruct shapes for a conv autoenc
     const Tensor<float> reconstructed = model.reconstruct(x, 2);
     CHECK(sample_shape(reconstructed) == Shape{1, 28, 28});
     CHECK(test::max_abs_difference(decoded, reconstructed) < 1e-6);
-    CHECK(model.ends_with_sigmoid());
+    CHECK(model.has_logistic_output());
 }
 
 TEST_CASE("autoencoder: a decoder that does not give back the input shape is rejected with a hint",
@@ -221,7 +232,7 @@ TEST_CASE("sequential: in-place layers share buffers and give the same forward a
     output = model.forward(view(x));
     CHECK(test::max_abs_difference(output, outputs.back()) == 0.0);
     Tensor<double> input_grad(x.dimensions());
-    input_grad = model.backward(view(dy), false, true);
+    input_grad = model.backward(view(dy), input_gradient_pass());
     CHECK(test::max_abs_difference(input_grad, grad) == 0.0);
     std::vector<double> model_grads;
     for (const auto& parameter : model.parameters())

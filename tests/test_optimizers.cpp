@@ -307,11 +307,12 @@ TEST_CASE("optimizers: config() + state() copied into a fresh optimizer continue
         problem.step(original);
 
         // what a saved file holds: type, config and state; rebuilt into a fresh optimizer
-        Optimizer<float> resumed = Optimizer<float>::from_config(original.type(), original.config());
+        const auto registry = Registry<float>::builtin();
+        Optimizer<float> resumed = registry.create_optimizer(original.type(), original.config());
         resumed.state() = original.state();
         FloatProblem resumed_problem = problem;
         // without the state, a fresh optimizer continues differently (so the check below can fail)
-        Optimizer<float> restarted = Optimizer<float>::from_config(original.type(), original.config());
+        Optimizer<float> restarted = registry.create_optimizer(original.type(), original.config());
         FloatProblem restarted_problem = problem;
 
         for (int step = 0; step < 2; ++step) {
@@ -465,15 +466,16 @@ TEST_CASE("Optimizer: forwards to the held optimizer, rebuilds from its config, 
     optimizer.set_learning_rate(0.005);
     CHECK(optimizer.get<RMSprop<float>>()->learning_rate() == 0.005);
 
+    const auto registry = Registry<float>::builtin();
     for (const Optimizer<float>& original : every_optimizer_with_state()) {
-        const Optimizer<float> rebuilt = Optimizer<float>::from_config(original.type(), original.config());
+        const Optimizer<float> rebuilt = registry.create_optimizer(original.type(), original.config());
         CHECK(rebuilt.type() == original.type());
         CHECK(rebuilt.config().str() == original.config().str());
     }
-    CHECK_THROWS_MATCHES(Optimizer<float>::from_config("Adagrad", Config()), FormatError,
-                         Catch::Matchers::Message("unknown optimizer type 'Adagrad' (known: SGD, Adam, "
-                                                  "AdamW, RMSprop, Adadelta)"));
-    CHECK_THROWS_AS(Optimizer<float>::from_config("SGD", Config().set("lr", 0.1)), FormatError);
+    CHECK_THROWS_MATCHES(registry.create_optimizer("Adagrad", Config()), FormatError,
+                         Catch::Matchers::Message("unknown optimizer type 'Adagrad' (one of your own? register it: "
+                                                  "registry.add_optimizer<Adagrad<T>>())"));
+    CHECK_THROWS_AS(registry.create_optimizer("SGD", Config().set("lr", 0.1)), FormatError);
 }
 
 TEST_CASE("sgd: a number in the nesterov position does not compile", "[optimizers][sgd]") {

@@ -169,6 +169,8 @@ StepResult one_step(const Loss<double>& loss, Index micro_batch) {
 
 // A loss that does not say whether it averages or sums.
 struct PlainLoss {
+    using Scalar = float;
+    static constexpr const char* type_name = "PlainLoss";
     double compute(ConstTensorView<float> prediction, ConstTensorView<float> target, TensorView<float> grad) const {
         return MeanSquaredError<float>().compute(prediction, target, grad);
     }
@@ -207,7 +209,7 @@ TEST_CASE("fit: the automatic micro_batch keeps a slice's largest activation nea
                                             Conv2D<float>(32, 3), ReLU<float>(), UpSample2D<float>(2),
                                             Conv2D<float>(1, 3), Sigmoid<float>()},
                              {1, 28, 28});
-    const BinaryCrossEntropy<float> bce;
+    const Loss<float> bce = BinaryCrossEntropy<float>();
     CHECK(mnist.largest_activation() == 32 * 28 * 28);
     // 1 MiB holds 10 samples; a multiple of 8 shares evenly among threads.
     CHECK(detail::micro_batch_size<float>(mnist, bce, 128, 0) == 8);   // 16 slices of 8
@@ -223,8 +225,9 @@ TEST_CASE("fit: the automatic micro_batch keeps a slice's largest activation nea
     // Small activations (a dense autoencoder): one pass.
     CHECK(detail::micro_batch_size<float>(small_autoencoder(), bce, 256, 0) == 256);
     // A loss that does not say how it reduces is never sliced, and refuses a requested slice.
-    CHECK(detail::micro_batch_size<float>(mnist, PlainLoss(), 128, 0) == 128);
-    CHECK_THROWS_AS(detail::micro_batch_size<float>(mnist, PlainLoss(), 128, 16), ArgumentError);
+    const Loss<float> plain = PlainLoss();
+    CHECK(detail::micro_batch_size<float>(mnist, plain, 128, 0) == 128);
+    CHECK_THROWS_AS(detail::micro_batch_size<float>(mnist, plain, 128, 16), ArgumentError);
     const Tensor<float> data = low_rank_data(8, 1);
     auto model = small_autoencoder();
     Adam<float> adam;
@@ -280,7 +283,7 @@ TEST_CASE("fit: NaN in the data is refused before training with the sample index
                       Catch::Contains("sample 13") && Catch::Contains("NaN"));
 }
 
-TEST_CASE("fit: a loss that turns NaN stops training naming the epoch and batch; weights stay finite",
+TEST_CASE("fit: a loss that turns NaN stops training naming the epoch and batch, and the weights stay finite",
           "[training][numeric]") {
     const Tensor<float> data = low_rank_data(64, 3);
     auto model = Autoencoder<float>(Encoder<float>{Flatten<float>(), Dense<float>(16)},
@@ -323,7 +326,7 @@ private:
 
 }  // namespace
 
-TEST_CASE("fit: a NaN gradient stops training naming epoch, batch and layer; weights are kept",
+TEST_CASE("fit: a NaN gradient stops training naming epoch, batch and layer, and the weights are kept",
           "[training][numeric]") {
     Tensor<float> data = low_rank_data(32, 3);
     data(20, 0, 0, 0) = -1.0f;  // sample 20 makes FragileScale's gradient NaN
@@ -372,9 +375,10 @@ TEST_CASE("fit: CSV logger writes one line per epoch", "[training][callbacks]") 
     while (std::getline(file, line)) lines.push_back(line);
     std::filesystem::remove(path);
     REQUIRE(lines.size() == 4);
-    CHECK(lines[0] == "epoch,loss,val_loss,seconds");
+    CHECK(lines[0] == "epoch,loss,val_loss,learning_rate,seconds");
     CHECK(lines[1].rfind("1,", 0) == 0);
-    CHECK(std::count(lines[3].begin(), lines[3].end(), ',') == 3);
+    CHECK(lines[1].find(",0.001,") != std::string::npos);  // Adam's default learning rate
+    CHECK(std::count(lines[3].begin(), lines[3].end(), ',') == 4);
 }
 
 TEST_CASE("fit: a batch source streams batches and trains", "[training]") {

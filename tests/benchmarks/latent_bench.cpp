@@ -111,14 +111,18 @@ Measurement train_with_steps(Autoencoder<float>& model, const Tensor<float>& bat
                              const Options& options) {
     Adam<float> adam(1e-3);
     StepTimer timer(options);
-    detail::Stepper<float, Autoencoder<float>, Loss<float>> stepper(model, loss, options.micro_batch);
-    model.set_training(true);
-    const ConstTensorView<float> x = view(batch);
+    StepScratch<float> scratch;
+    Batch<float> step_batch;
+    step_batch.inputs = step_batch.targets = batch.data();
+    step_batch.count = batch.dimension(0);
+    step_batch.input_shape = step_batch.target_shape = model.input_shape();
+    step_batch.check_finite = options.check_finite;
+    step_batch.slice_size = detail::micro_batch_size<float>(model, loss, step_batch.count, options.micro_batch);
     double value = 0;
     for (Index step = 0;; ++step) {
-        model.zero_grad();
-        value = stepper.loss_and_gradients(x, x, 0, step, options.check_finite);
-        stepper.step(adam, 0, step, options.check_finite);
+        step_batch.pass = Pass::training_batch(0, 0, step, step_batch.count);
+        step_batch.pass.logits = model.has_logistic_output() && loss.has_logits_gradient();
+        value = train_step(model, loss, adam, step_batch, scratch).total();
         if (timer.step_done()) break;
     }
     Measurement result = timer.result();

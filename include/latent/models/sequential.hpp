@@ -171,6 +171,7 @@ public:
     // The index of the Sigmoid whose output is the model's output (only Flatten or Reshape may
     // follow it), or -1: where a loss on the logits starts backward.
     Index logistic_head() const { return logistic_head_; }
+    bool has_logistic_output() const { return logistic_head_ >= 0; }
     // True when a sample's output depends on the other samples of its batch (batch statistics).
     bool mixes_samples() const {
         return std::any_of(layers_.begin(), layers_.end(), [](const Layer<T>& layer) { return layer.mixes_samples(); });
