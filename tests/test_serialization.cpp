@@ -237,3 +237,50 @@ TEST_CASE("save/load: a save that fails half-way through writing leaves the prev
 TEST_CASE("save/load: a missing file throws IoError naming it", "[serialization]") {
     test::expect_error<IoError>([&] { Autoencoder<float>::load("/nonexistent/model.latent"); }, "/nonexistent/model.latent");
 }
+
+TEST_CASE("save/load: a file of format version 1 (no layer versions, buffers or callback states) still loads",
+          "[serialization]") {
+    // Format 1: kind, input shape, layer count, then per layer type | config | parameters.
+    detail::BinaryWriter payload;
+    payload.string("Sequential");
+    detail::write_shape(payload, {3, 1, 1});
+    payload.u32(2);
+    payload.string("Dense");
+    detail::write_config(payload, Dense<float>(2).config());
+    payload.u32(2);
+    const float weight[6] = {1, 2, 3, 4, 5, 6}, bias[2] = {0.5f, -0.5f};
+    payload.string("weight");
+    payload.array(weight, 6);
+    payload.string("bias");
+    payload.array(bias, 2);
+    payload.string("Sigmoid");
+    detail::write_config(payload, Config());
+    payload.u32(0);
+    payload.u8(0);  // no training state
+    const std::string path = temp_path("version1.latent");
+    detail::write_model_file<float>(path, payload.bytes(), 1);
+    Sequential<float> model = load_sequential<float>(path);
+    std::filesystem::remove(path);
+    REQUIRE(model.size() == 2);
+    CHECK(model.parameters()[0].value[5] == 6.0f);
+    CHECK(model.parameters()[1].value[1] == -0.5f);
+}
+
+TEST_CASE("save/load: a layer stored in a newer version of its own format is refused by name", "[serialization]") {
+    detail::BinaryWriter payload;
+    payload.string("Sequential");
+    detail::write_shape(payload, {3, 1, 1});
+    payload.u32(1);
+    payload.string("Sigmoid");
+    payload.u32(9);  // Sigmoid's format is version 1
+    detail::write_config(payload, Config());
+    payload.u32(0);
+    payload.u32(0);
+    payload.u8(0);
+    const std::string path = temp_path("layer_version.latent");
+    detail::write_model_file<float>(path, payload.bytes());
+    test::expect_error<FormatError>([&] { load_sequential<float>(path); },
+                                    "layer 1 (Sigmoid) is stored in version 9 of its format; this library reads up "
+                                    "to version 1");
+    std::filesystem::remove(path);
+}

@@ -238,11 +238,13 @@ inline Shape read_shape(BinaryReader& in) {
     return shape;
 }
 
-// Header + payload, written atomically.
-template <class T> void write_model_file(const std::string& path, const std::string& payload) {
+// Header + payload, written atomically. (`version` other than the current one: for tests that
+// check reading older files.)
+template <class T>
+void write_model_file(const std::string& path, const std::string& payload, std::uint32_t version = model_file_version) {
     BinaryWriter header;
     for (char c : model_file_magic) header.u8(static_cast<std::uint8_t>(c));
-    header.u32(model_file_version);
+    header.u32(version);
     header.u32(sizeof(T));
     header.u64(payload.size());
     header.u32(crc32_of(payload.data(), payload.size()));
