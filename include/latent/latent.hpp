@@ -14,6 +14,7 @@
 #include "layers/conv2d.hpp"
 #include "layers/conv_transpose2d.hpp"
 #include "layers/dense.hpp"
+#include "layers/dropout.hpp"
 #include "layers/gradient_check.hpp"
 #include "layers/layer.hpp"
 #include "layers/max_pool2d.hpp"

@@ -18,6 +18,7 @@
 #include "../layers/conv2d.hpp"
 #include "../layers/conv_transpose2d.hpp"
 #include "../layers/dense.hpp"
+#include "../layers/dropout.hpp"
 #include "../layers/layer.hpp"
 #include "../layers/max_pool2d.hpp"
 #include "../layers/reshape.hpp"
@@ -94,7 +95,9 @@ public:
             .template add_layer<Sigmoid<T>>()
             .template add_layer<Tanh<T>>()
             .template add_layer<Softplus<T>>()
-            .template add_layer<Identity<T>>();
+            .template add_layer<Identity<T>>()
+            .template add_layer<Dropout<T>>()
+            .template add_layer<AdditiveNoise<T>>();
         registry.add_optimizer<SGD<T>>()
             .template add_optimizer<Adam<T>>()
             .template add_optimizer<AdamW<T>>()
