@@ -1,5 +1,5 @@
-// Dropout and AdditiveNoise: gradient checks in double with the noise fixed by the pass, and the
-// rules of passes (noise per sample, whatever the slicing or the thread count).
+// Dropout, AdditiveNoise, BatchNorm, BatchNorm2D: gradient checks in double (input, parameters),
+// hand-worked values, and the rules of passes (noise per sample, batch statistics).
 #include <catch2/catch.hpp>
 
 #include <latent/latent.hpp>
@@ -56,6 +56,13 @@ Layer<double> built(Layer<double> layer, const Shape& input, std::uint64_t seed 
     Rng rng(seed);
     layer.build(input, rng);
     return layer;
+}
+
+// Sets every value of every parameter of `layer` uniformly in [low, high).
+void randomize_parameters(Layer<double>& layer, std::uint64_t seed, double low, double high) {
+    Rng rng(seed);
+    for (auto& parameter : layer.parameters())
+        for (Index i = 0; i < parameter.size; ++i) parameter.value[i] = rng.uniform(low, high);
 }
 
 // The layer's output for `x` in a training pass computed with `threads` threads (then restored).
@@ -174,4 +181,153 @@ TEST_CASE("dropout and additive noise: bad arguments name the layer and the argu
     test::expect_error<ArgumentError>([] { Dropout<float>{NAN}; }, "Dropout: p");
     test::expect_error<ArgumentError>([] { AdditiveNoise<float>(-1.0); }, "AdditiveNoise: stddev must be finite and >= 0");
     test::expect_error<ArgumentError>([] { AdditiveNoise<float>{INFINITY}; }, "AdditiveNoise: stddev");
+}
+
+// ---------------------------------------------------------------- BatchNorm and BatchNorm2D
+
+TEST_CASE("batch norm: gradient check in training (batch statistics), input, weight and bias", "[batchnorm][gradcheck]") {
+    Layer<double> per_feature = built(BatchNorm<double>(), {3, 2, 3});
+    randomize_parameters(per_feature, 12, 0.5, 1.5);
+    const auto result = expect_gradients(per_feature, test::random_tensor<double>(5, {3, 2, 3}, 13), "BatchNorm training",
+                                         with_pass(training_pass()));
+    CHECK(result.entries.size() == 3);
+    Layer<double> per_channel = built(BatchNorm2D<double>(), {4, 3, 5});
+    randomize_parameters(per_channel, 14, 0.5, 1.5);
+    CHECK(expect_gradients(per_channel, test::random_tensor<double>(3, {4, 3, 5}, 15), "BatchNorm2D training",
+                           with_pass(training_pass()))
+              .entries.size() == 3);
+}
+
+TEST_CASE("batch norm: gradient check in evaluation (running statistics), input, weight and bias",
+          "[batchnorm][gradcheck]") {
+    for (Layer<double> layer : {Layer<double>(BatchNorm<double>()), Layer<double>(BatchNorm2D<double>())}) {
+        layer = built(layer, {3, 3, 2});
+        randomize_parameters(layer, 16, 0.5, 1.5);
+        Rng rng(17);
+        for (auto& buffer : layer.buffers())
+            for (Index i = 0; i < buffer.size; ++i) buffer.value[i] = rng.uniform(0.2, 2.0);
+        expect_gradients(layer, test::random_tensor<double>(4, {3, 3, 2}, 18), layer.type() + " evaluation",
+                         with_pass(Pass::evaluation()));
+    }
+}
+
+TEST_CASE("batch norm: running statistics after two training passes follow PyTorch's formula, and evaluation uses "
+          "them",
+          "[batchnorm]") {
+    const double momentum = 0.1, eps = 1e-5;
+    for (const bool per_channel : {false, true}) {
+        Layer<double> layer = per_channel ? Layer<double>(BatchNorm2D<double>()) : Layer<double>(BatchNorm<double>());
+        layer = built(layer, {2, 1, 3});
+        randomize_parameters(layer, 19, 0.5, 1.5);
+        // features: per channel, channel c holds the 3 values of a sample's row (m = N * 3);
+        // per feature, each of the 6 values (m = N)
+        const Index features = per_channel ? 2 : 6, plane = per_channel ? 3 : 1;
+        std::vector<double> running_mean(features, 0.0), running_var(features, 1.0);
+        for (const std::uint64_t seed : {20, 21}) {
+            const Tensor<double> x = test::random_tensor<double>(4, {2, 1, 3}, seed, -2.0, 3.0);
+            Tensor<double> y;
+            layer.forward(x, y, training_pass());
+            for (Index k = 0; k < features; ++k) {
+                std::vector<double> values;
+                for (Index n = 0; n < 4; ++n)
+                    for (Index s = 0; s < plane; ++s) values.push_back(x.data()[(n * features + k) * plane + s]);
+                const double m = static_cast<double>(values.size());
+                double mean = 0, squares = 0;
+                for (double v : values) mean += v / m;
+                for (double v : values) squares += (v - mean) * (v - mean);
+                // PyTorch: running = (1 - momentum) * running + momentum * statistic, unbiased variance
+                running_mean[k] = (1 - momentum) * running_mean[k] + momentum * mean;
+                running_var[k] = (1 - momentum) * running_var[k] + momentum * squares / (m - 1);
+            }
+        }
+        const auto buffers = layer.buffers();
+        INFO(layer.type());
+        for (Index k = 0; k < features; ++k) {
+            CHECK(std::abs(buffers[0].value[k] - running_mean[k]) < 1e-14);
+            CHECK(std::abs(buffers[1].value[k] - running_var[k]) < 1e-14);
+        }
+        const Tensor<double> x = test::random_tensor<double>(3, {2, 1, 3}, 22);
+        const double trained_mean = buffers[0].value[0], trained_var = buffers[1].value[0];
+        Tensor<double> y;
+        layer.forward(x, y, Pass::evaluation());
+        const auto parameters = layer.parameters();
+        double worst = 0;
+        for (Index n = 0; n < 3; ++n)
+            for (Index k = 0; k < features; ++k)
+                for (Index s = 0; s < plane; ++s) {
+                    const Index i = (n * features + k) * plane + s;
+                    const double expected = parameters[0].value[k] * (x.data()[i] - running_mean[k]) /
+                                                std::sqrt(running_var[k] + eps) +
+                                            parameters[1].value[k];
+                    worst = std::max(worst, std::abs(y.data()[i] - expected));
+                }
+        CHECK(worst < 1e-13);
+        // and evaluation leaves the running statistics alone
+        CHECK(buffers[0].value[0] == trained_mean);
+        CHECK(buffers[1].value[0] == trained_var);
+    }
+}
+
+TEST_CASE("batch norm: training normalizes each feature to mean 0 and biased variance 1 (before weight and bias)",
+          "[batchnorm]") {
+    Layer<double> layer = built(BatchNorm2D<double>(), {3, 4, 5});
+    const Tensor<double> x = test::random_tensor<double>(6, {3, 4, 5}, 23, -1.0, 5.0);
+    Tensor<double> y;
+    layer.forward(x, y, training_pass());
+    for (Index c = 0; c < 3; ++c) {
+        double sum = 0, squares = 0;
+        for (Index n = 0; n < 6; ++n)
+            for (Index s = 0; s < 20; ++s) {
+                const double v = y.data()[(n * 3 + c) * 20 + s];
+                sum += v;
+                squares += v * v;
+            }
+        CHECK(std::abs(sum / 120) < 1e-12);
+        // var / (var + eps) with var the channel's biased variance
+        CHECK(std::abs(squares / 120 - 1) < 1e-4);
+    }
+}
+
+TEST_CASE("batch norm: parameters weight and bias, buffers running_mean and running_var, per feature or per channel",
+          "[batchnorm]") {
+    Layer<double> per_feature = built(BatchNorm<double>(), {3, 4, 5});
+    Layer<double> per_channel = built(BatchNorm2D<double>(), {3, 4, 5});
+    CHECK(per_feature.type() == "BatchNorm");
+    CHECK(per_channel.type() == "BatchNorm2D");
+    for (auto [layer, size] : {std::pair<Layer<double>*, Index>{&per_feature, 60}, {&per_channel, 3}}) {
+        const auto parameters = layer->parameters();
+        const auto buffers = layer->buffers();
+        REQUIRE(parameters.size() == 2);
+        REQUIRE(buffers.size() == 2);
+        CHECK(parameters[0].name == "weight");
+        CHECK(parameters[1].name == "bias");
+        CHECK(buffers[0].name == "running_mean");
+        CHECK(buffers[1].name == "running_var");
+        for (Index i = 0; i < 2; ++i) {
+            CHECK(parameters[i].size == size);
+            CHECK(buffers[i].size == size);
+        }
+        CHECK(parameters[0].value[size - 1] == 1.0);
+        CHECK(parameters[1].value[size - 1] == 0.0);
+        CHECK(buffers[0].value[size - 1] == 0.0);
+        CHECK(buffers[1].value[size - 1] == 1.0);
+        CHECK(layer->mixes_samples());
+        CHECK_FALSE(layer->in_place());
+    }
+}
+
+TEST_CASE("batch norm: training on a slice of a batch or on one value per feature is refused; bad arguments are named",
+          "[batchnorm][arguments]") {
+    Layer<double> layer = built(BatchNorm<double>(), {2, 1, 1});
+    Tensor<double> y;
+    Pass slice = training_pass();
+    slice.batch_size = 8;
+    test::expect_error<ArgumentError>([&] { layer.forward(test::random_tensor<double>(4, {2, 1, 1}, 1), y, slice); },
+                                      "BatchNorm: batch statistics need the whole batch in one pass, got a slice of 4 of 8");
+    test::expect_error<ArgumentError>(
+        [&] { layer.forward(test::random_tensor<double>(1, {2, 1, 1}, 1), y, training_pass()); },
+        "BatchNorm: training needs more than one value per feature, got a batch of 1");
+    layer.forward(test::random_tensor<double>(1, {2, 1, 1}, 1), y, Pass::evaluation());  // evaluation: fine
+    test::expect_error<ArgumentError>([] { BatchNorm2D<float>(1.5); }, "BatchNorm2D: momentum must be in [0, 1]");
+    test::expect_error<ArgumentError>([] { BatchNorm<float>(0.1, 0.0); }, "BatchNorm: eps must be finite and > 0");
 }

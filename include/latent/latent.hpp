@@ -10,6 +10,7 @@
 #include "core/threading.hpp"
 
 #include "layers/activations.hpp"
+#include "layers/batch_norm.hpp"
 #include "layers/config.hpp"
 #include "layers/conv2d.hpp"
 #include "layers/conv_transpose2d.hpp"

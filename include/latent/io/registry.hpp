@@ -14,6 +14,7 @@
 
 #include "../core/meta.hpp"
 #include "../layers/activations.hpp"
+#include "../layers/batch_norm.hpp"
 #include "../layers/config.hpp"
 #include "../layers/conv2d.hpp"
 #include "../layers/conv_transpose2d.hpp"
@@ -97,7 +98,9 @@ public:
             .template add_layer<Softplus<T>>()
             .template add_layer<Identity<T>>()
             .template add_layer<Dropout<T>>()
-            .template add_layer<AdditiveNoise<T>>();
+            .template add_layer<AdditiveNoise<T>>()
+            .template add_layer<BatchNorm<T>>()
+            .template add_layer<BatchNorm2D<T>>();
         registry.add_optimizer<SGD<T>>()
             .template add_optimizer<Adam<T>>()
             .template add_optimizer<AdamW<T>>()
