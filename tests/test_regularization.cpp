@@ -1,5 +1,6 @@
-// Dropout, AdditiveNoise, BatchNorm, BatchNorm2D: gradient checks in double (input, parameters),
-// hand-worked values, and the rules of passes (noise per sample, batch statistics).
+// Dropout, AdditiveNoise, BatchNorm, BatchNorm2D, ActivityL1, KLSparsity: gradient checks in
+// double (input, parameters, the term alone), hand-worked values, and the rules of passes (noise
+// per sample, batch statistics).
 #include <catch2/catch.hpp>
 
 #include <latent/latent.hpp>
@@ -330,4 +331,88 @@ TEST_CASE("batch norm: training on a slice of a batch or on one value per featur
     layer.forward(test::random_tensor<double>(1, {2, 1, 1}, 1), y, Pass::evaluation());  // evaluation: fine
     test::expect_error<ArgumentError>([] { BatchNorm2D<float>(1.5); }, "BatchNorm2D: momentum must be in [0, 1]");
     test::expect_error<ArgumentError>([] { BatchNorm<float>(0.1, 0.0); }, "BatchNorm: eps must be finite and > 0");
+}
+
+// ---------------------------------------------------------------- ActivityL1 and KLSparsity
+
+TEST_CASE("activity L1: gradient check with the term (input) and of the term alone", "[penalties][gradcheck]") {
+    Layer<double> layer = ActivityL1<double>(0.3);
+    const Tensor<double> x = test::random_tensor_away_from_zero<double>(3, {5, 1, 3}, 24);
+    Pass pass = training_pass();
+    expect_gradients(layer, x, "ActivityL1 with term", with_pass(pass));
+    const auto alone = expect_gradients(layer, x, "ActivityL1 term alone", with_pass(pass, true));
+    CHECK(largest_gradient(alone) == Approx(0.3 / 3));
+}
+
+TEST_CASE("activity L1: the term is lambda * sum |h| / N, and scale_term multiplies the configured lambda",
+          "[penalties]") {
+    Layer<double> layer = built(ActivityL1<double>(0.5), {2, 1, 1});
+    Tensor<double> x(3, 2, 1, 1), y;
+    x.setValues({{{{0.5}}, {{-1.0}}}, {{{2.0}}, {{0.0}}}, {{{-0.25}}, {{1.5}}}});
+    layer.forward(x, y, training_pass());
+    CHECK(layer.term() == "sparsity");
+    CHECK(layer.term_value() == Approx(0.5 * (0.5 + 1.0 + 2.0 + 0.0 + 0.25 + 1.5) / 3).epsilon(1e-15));
+    layer.scale_term(0.1);
+    layer.forward(x, y, training_pass());
+    CHECK(layer.term_value() == Approx(0.05 * 5.25 / 3).epsilon(1e-15));
+    CHECK(layer.config().get_double("lambda") == 0.5);  // the configured weight is what is saved
+    layer.forward(x, y, Pass{});                       // inference: no term, the last value stays
+    CHECK(layer.term_value() == Approx(0.05 * 5.25 / 3).epsilon(1e-15));
+}
+
+TEST_CASE("KL sparsity: gradient check with the term (input) and of the term alone", "[penalties][gradcheck]") {
+    Layer<double> layer = KLSparsity<double>(0.1, 2.0);
+    const Tensor<double> h = test::random_tensor<double>(4, {7, 1, 1}, 25, 0.05, 0.95);
+    expect_gradients(layer, h, "KLSparsity with term", with_pass(training_pass()));
+    const auto alone = expect_gradients(layer, h, "KLSparsity term alone", with_pass(training_pass(), true));
+    CHECK(largest_gradient(alone) > 0.1);
+}
+
+TEST_CASE("KL sparsity: the term on a tiny case written out", "[penalties]") {
+    Layer<double> layer = built(KLSparsity<double>(0.1, 3.0), {2, 1, 1});
+    Tensor<double> h(2, 2, 1, 1), y;
+    h.setValues({{{{0.1}}, {{0.2}}}, {{{0.3}}, {{0.6}}}});
+    layer.forward(h, y, Pass::evaluation());
+    // rho_hat = (0.2, 0.4): the means of the columns
+    // KL(0.1 || 0.2) = 0.1 log(0.1 / 0.2) + 0.9 log(0.9 / 0.8) = -0.0693147 + 0.1060047 = 0.0366900
+    // KL(0.1 || 0.4) = 0.1 log(0.1 / 0.4) + 0.9 log(0.9 / 0.6) = -0.1386294 + 0.3649186 = 0.2262892
+    // term = 3 * (0.0366900 + 0.2262892) = 0.7889375
+    const double kl_1 = 0.1 * std::log(0.5) + 0.9 * std::log(0.9 / 0.8);
+    const double kl_2 = 0.1 * std::log(0.25) + 0.9 * std::log(1.5);
+    CHECK(layer.term_value() == Approx(3 * (kl_1 + kl_2)).epsilon(1e-14));
+    CHECK(layer.term_value() == Approx(0.7889375).epsilon(1e-6));
+    const auto& means = layer.get<KLSparsity<double>>()->mean_activation();
+    CHECK(means[0] == Approx(0.2).epsilon(1e-15));
+    CHECK(means[1] == Approx(0.4).epsilon(1e-15));
+    // the gradient: beta / N * (-rho / rho_hat + (1 - rho) / (1 - rho_hat)), for every sample
+    Tensor<double> dy = make_tensor<double>(2, {2, 1, 1}), dx;
+    layer.backward(h, y, dy, dx, Pass::evaluation());
+    CHECK(dx(1, 0, 0, 0) == Approx(1.5 * (-0.1 / 0.2 + 0.9 / 0.8)).epsilon(1e-14));
+    CHECK(dx(0, 1, 0, 0) == Approx(1.5 * (-0.1 / 0.4 + 0.9 / 0.6)).epsilon(1e-14));
+}
+
+TEST_CASE("KL sparsity: a unit off for the whole batch gives a finite term (rho_hat clamped to 1e-6)", "[penalties]") {
+    Layer<double> layer = built(KLSparsity<double>(0.05, 1.0), {1, 1, 1});
+    Tensor<double> h = make_tensor<double>(3, {1, 1, 1}), y, dx;
+    layer.forward(h, y, training_pass());
+    CHECK(layer.term_value() == Approx(0.05 * std::log(0.05 / 1e-6) + 0.95 * std::log(0.95 / (1 - 1e-6))));
+    layer.backward(h, y, make_tensor<double>(3, {1, 1, 1}), dx, training_pass());
+    CHECK(std::isfinite(dx(0, 0, 0, 0)));
+    CHECK(dx(0, 0, 0, 0) < 0);  // a descent step raises the unit
+}
+
+TEST_CASE("KL sparsity: a slice of a batch is refused (the means are the whole batch's); bad arguments are named",
+          "[penalties][arguments]") {
+    Layer<double> layer = built(KLSparsity<double>(0.05, 1.0), {3, 1, 1});
+    CHECK(layer.mixes_samples());
+    Pass slice = training_pass();
+    slice.batch_size = 6;
+    Tensor<double> y;
+    test::expect_error<ArgumentError>(
+        [&] { layer.forward(test::random_tensor<double>(3, {3, 1, 1}, 1, 0.1, 0.9), y, slice); },
+        "KLSparsity: the mean activations need the whole batch in one pass, got a slice of 3 of 6 samples");
+    test::expect_error<ArgumentError>([] { KLSparsity<float>(0.0, 1.0); }, "KLSparsity: rho (the target mean activation) must be in (0, 1)");
+    test::expect_error<ArgumentError>([] { KLSparsity<float>(0.05, -1.0); }, "KLSparsity: beta must be finite and >= 0");
+    test::expect_error<ArgumentError>([] { ActivityL1<float>{NAN}; }, "ActivityL1: lambda must be finite and >= 0");
+    test::expect_error<ArgumentError>([] { ActivityL1<float>(0.1, ""); }, "ActivityL1: the term's name must not be empty");
 }

@@ -20,6 +20,7 @@
 #include "layers/layer.hpp"
 #include "layers/max_pool2d.hpp"
 #include "layers/padding.hpp"
+#include "layers/penalties.hpp"
 #include "layers/reshape.hpp"
 #include "layers/upsample2d.hpp"
 

@@ -22,6 +22,7 @@
 #include "../layers/dropout.hpp"
 #include "../layers/layer.hpp"
 #include "../layers/max_pool2d.hpp"
+#include "../layers/penalties.hpp"
 #include "../layers/reshape.hpp"
 #include "../layers/upsample2d.hpp"
 #include "../losses/loss.hpp"
@@ -100,7 +101,9 @@ public:
             .template add_layer<Dropout<T>>()
             .template add_layer<AdditiveNoise<T>>()
             .template add_layer<BatchNorm<T>>()
-            .template add_layer<BatchNorm2D<T>>();
+            .template add_layer<BatchNorm2D<T>>()
+            .template add_layer<ActivityL1<T>>()
+            .template add_layer<KLSparsity<T>>();
         registry.add_optimizer<SGD<T>>()
             .template add_optimizer<Adam<T>>()
             .template add_optimizer<AdamW<T>>()
