@@ -1,6 +1,6 @@
-// Dropout, AdditiveNoise, BatchNorm, BatchNorm2D, ActivityL1, KLSparsity: gradient checks in
-// double (input, parameters, the term alone), hand-worked values, and the rules of passes (noise
-// per sample, batch statistics).
+// Dropout, AdditiveNoise, BatchNorm, BatchNorm2D, ActivityL1, KLSparsity, ContractiveDense:
+// gradient checks in double (input, parameters, the term alone), hand-worked values, and the
+// rules of passes (noise per sample, terms that add up over slices, batch statistics).
 #include <catch2/catch.hpp>
 
 #include <latent/latent.hpp>
@@ -415,4 +415,227 @@ TEST_CASE("KL sparsity: a slice of a batch is refused (the means are the whole b
     test::expect_error<ArgumentError>([] { KLSparsity<float>(0.05, -1.0); }, "KLSparsity: beta must be finite and >= 0");
     test::expect_error<ArgumentError>([] { ActivityL1<float>{NAN}; }, "ActivityL1: lambda must be finite and >= 0");
     test::expect_error<ArgumentError>([] { ActivityL1<float>(0.1, ""); }, "ActivityL1: the term's name must not be empty");
+}
+
+// ---------------------------------------------------------------- ContractiveDense
+
+TEST_CASE("contractive dense: gradient check with the term (input, weight, bias) and of the term alone",
+          "[contractive][gradcheck]") {
+    Layer<double> layer = ContractiveDense<double>(5, 0.7);
+    const Tensor<double> x = test::random_tensor<double>(3, {2, 3, 1}, 26);
+    const auto with_term = expect_gradients(layer, x, "ContractiveDense(5) with term", with_pass(training_pass()));
+    CHECK(with_term.entries.size() == 3);
+    const auto alone = expect_gradients(layer, x, "ContractiveDense(5) term alone", with_pass(training_pass(), true));
+    for (const auto& entry : alone.entries) {
+        INFO(entry.name);
+        CHECK(entry.max_gradient > 1e-3);
+    }
+    expect_gradients(layer, x, "ContractiveDense(5) inference (no term)", with_pass(Pass{}));
+}
+
+TEST_CASE("contractive dense: the term is lambda * ||dh/dx||_F^2 / N with the Jacobian from finite differences of h",
+          "[contractive]") {
+    const double lambda = 0.6;
+    const Index batch = 3, inputs = 4, units = 6;
+    Layer<double> layer = built(ContractiveDense<double>(units, lambda), {inputs, 1, 1});
+    randomize_parameters(layer, 27, -1.0, 1.0);
+    Tensor<double> x = test::random_tensor<double>(batch, {inputs, 1, 1}, 28), y, h_plus, h_minus;
+    layer.forward(x, y, training_pass());
+    const double term = layer.term_value();
+    double frobenius = 0;  // sum over samples of ||dh_n / dx_n||_F^2
+    const double step = 1e-6;
+    for (Index n = 0; n < batch; ++n)
+        for (Index i = 0; i < inputs; ++i) {
+            const double saved = x(n, i, 0, 0);
+            x(n, i, 0, 0) = saved + step;
+            layer.forward(x, h_plus, Pass{});
+            x(n, i, 0, 0) = saved - step;
+            layer.forward(x, h_minus, Pass{});
+            x(n, i, 0, 0) = saved;
+            for (Index j = 0; j < units; ++j) {
+                const double derivative = (h_plus(n, j, 0, 0) - h_minus(n, j, 0, 0)) / (2 * step);
+                frobenius += derivative * derivative;
+            }
+        }
+    CHECK(term == Approx(lambda * frobenius / batch).epsilon(1e-8));
+    CHECK(term > 1e-3);
+}
+
+TEST_CASE("contractive dense: bad arguments are named; weight() is (units, inputs)", "[contractive][arguments]") {
+    test::expect_error<ArgumentError>([] { ContractiveDense<float>(0, 0.1); }, "ContractiveDense: units must be >= 1");
+    test::expect_error<ArgumentError>([] { ContractiveDense<float>(4, -0.1); }, "ContractiveDense: lambda must be finite and >= 0");
+    Layer<double> layer = built(ContractiveDense<double>(4, 0.1), {3, 2, 1});
+    CHECK(layer.get<ContractiveDense<double>>()->weight().rows() == 4);
+    CHECK(layer.get<ContractiveDense<double>>()->weight().cols() == 6);
+}
+
+// ---------------------------------------------------------------- terms under slicing
+
+namespace {
+
+std::vector<double> copy_grad(const Parameter<double>& parameter) {
+    return std::vector<double>(parameter.grad, parameter.grad + parameter.size);
+}
+
+struct Gradients {
+    double term = 0;
+    Tensor<double> dx;
+    std::vector<std::vector<double>> parameters;
+};
+
+// The term, input gradient and parameter gradients of `x` passed in slices of `slice_size`
+// (the whole batch when 0), each slice's pass saying where it is.
+Gradients gradients_in_slices(Layer<double>& layer, const Tensor<double>& x, const Tensor<double>& dy, Index slice_size) {
+    const Index batch = x.dimension(0);
+    const Shape in = sample_shape(x), out = sample_shape(dy);
+    Gradients result;
+    result.dx = make_tensor<double>(batch, in);
+    layer.zero_grad();
+    const Chunks slices{batch, slice_size > 0 ? slice_size : batch};
+    for (Index s = 0; s < slices.count(); ++s) {
+        Pass pass = training_pass();
+        pass.first_sample = slices.begin(s);
+        pass.batch_size = slice_size > 0 ? batch : 0;
+        const Index first = slices.begin(s), count = slices.size(s);
+        Tensor<double> y = make_tensor<double>(count, out);
+        layer.forward(batch_slice<double>(view(x), first, count), view(y), pass);
+        layer.backward(batch_slice<double>(view(x), first, count), const_view(y),
+                       batch_slice<double>(view(dy), first, count),
+                       view<double>(result.dx.data() + first * in.size(), count, in), pass);
+        result.term += layer.term_value();
+    }
+    for (const auto& parameter : layer.parameters()) result.parameters.push_back(copy_grad(parameter));
+    return result;
+}
+
+void expect_slices_add_up(Layer<double> layer, const Shape& input, const Shape& output) {
+    layer = built(layer, input);
+    const Tensor<double> x = test::random_tensor_away_from_zero<double>(7, input, 29);
+    const Tensor<double> dy = test::random_tensor<double>(7, output, 30);
+    const Gradients whole = gradients_in_slices(layer, x, dy, 0);
+    for (const Index slice_size : {Index(1), Index(3)}) {
+        const Gradients sliced = gradients_in_slices(layer, x, dy, slice_size);
+        INFO(layer.type() << " in slices of " << slice_size);
+        CHECK(whole.term > 0);
+        CHECK(std::abs(sliced.term - whole.term) < 1e-12);
+        CHECK(test::max_abs_difference(sliced.dx, whole.dx) < 1e-12);
+        REQUIRE(sliced.parameters.size() == whole.parameters.size());
+        for (std::size_t p = 0; p < whole.parameters.size(); ++p)
+            for (std::size_t i = 0; i < whole.parameters[p].size(); ++i)
+                CHECK(std::abs(sliced.parameters[p][i] - whole.parameters[p][i]) < 1e-12);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("term slicing: ActivityL1's term and input gradient add up over slices to the whole batch's",
+          "[penalties][slicing]") {
+    expect_slices_add_up(ActivityL1<double>(0.4), {3, 2, 2}, {3, 2, 2});
+}
+
+TEST_CASE("term slicing: ContractiveDense's term and input, weight and bias gradients add up over slices",
+          "[contractive][slicing]") {
+    expect_slices_add_up(ContractiveDense<double>(5, 0.8), {2, 3, 1}, {5, 1, 1});
+}
+
+// ---------------------------------------------------------------- declarations, registry
+
+TEST_CASE("new layers: in-place and output-reading declarations, and terms, are as their backward needs",
+          "[regularization]") {
+    struct Expected {
+        Layer<double> layer;
+        bool in_place, reads_output, mixes_samples;
+        std::string term;
+    };
+    const std::vector<Expected> table{
+        {Dropout<double>(0.5), true, false, false, ""},
+        {AdditiveNoise<double>(0.5), true, false, false, ""},
+        {BatchNorm<double>(), false, false, true, ""},
+        {BatchNorm2D<double>(), false, false, true, ""},
+        {ActivityL1<double>(0.1), true, true, false, "sparsity"},
+        {KLSparsity<double>(0.05, 3.0, "kl_code"), true, false, true, "kl_code"},
+        {ContractiveDense<double>(3, 0.1), false, true, false, "contractive"},
+    };
+    for (const auto& expected : table) {
+        INFO(expected.layer.type());
+        CHECK(expected.layer.in_place() == expected.in_place);
+        CHECK(expected.layer.backward_reads_output() == expected.reads_output);
+        CHECK(expected.layer.mixes_samples() == expected.mixes_samples);
+        CHECK(expected.layer.term() == expected.term);
+    }
+}
+
+TEST_CASE("new layers: in place in a model (over the previous layer's buffer) they give the same gradients",
+          "[regularization]") {
+    // Dense does not read its output: Dropout and ActivityL1 write over it; Sigmoid reads its own:
+    // KLSparsity gets a buffer of its own
+    auto model = [] {
+        return Sequential<double>{Dense<double>(6), Dropout<double>(0.3), ActivityL1<double>(0.2), Dense<double>(5),
+                                  Sigmoid<double>(), KLSparsity<double>(0.2, 0.5), Dense<double>(3)};
+    };
+    Sequential<double> shared = model();
+    shared.build({4, 1, 1}, 31);
+    CHECK(shared.shares_buffer_with_next(0));
+    CHECK(shared.shares_buffer_with_next(1));
+    CHECK_FALSE(shared.shares_buffer_with_next(4));
+    const Tensor<double> x = test::random_tensor<double>(5, {4, 1, 1}, 32);
+    const Tensor<double> dy = test::random_tensor<double>(5, {3, 1, 1}, 33);
+    Pass pass = Pass::training_batch(7, 0, 0, 5);
+    shared.zero_grad();
+    shared.forward(view(x), pass);
+    pass.input_gradient = true;
+    const ConstTensorView<double> dx = shared.backward(view(dy), pass);
+
+    // the same layers one by one, each with its own tensors
+    Sequential<double> reference = model();
+    reference.build({4, 1, 1}, 31);
+    std::vector<Tensor<double>> outputs(8);
+    outputs[0] = x;
+    for (Index i = 0; i < reference.size(); ++i)
+        reference.layer(i).forward(outputs[i], outputs[i + 1], pass.for_layer(static_cast<std::uint64_t>(i)));
+    Tensor<double> grad = dy, next;
+    reference.zero_grad();
+    for (Index i = reference.size() - 1; i >= 0; --i) {
+        reference.layer(i).backward(outputs[i], outputs[i + 1], grad, next, pass.for_layer(static_cast<std::uint64_t>(i)));
+        grad = next;
+    }
+    double worst = 0;
+    for (Index i = 0; i < grad.size(); ++i) worst = std::max(worst, std::abs(grad.data()[i] - dx.data()[i]));
+    for (std::size_t p = 0; p < shared.parameters().size(); ++p)
+        for (Index i = 0; i < shared.parameters()[p].size; ++i)
+            worst = std::max(worst, std::abs(shared.parameters()[p].grad[i] - reference.parameters()[p].grad[i]));
+    CHECK(worst == 0);
+    CHECK(shared.term_names() == std::vector<std::string>{"sparsity"});
+}
+
+TEST_CASE("registry: every new layer is built from its type name and config, and keeps its config",
+          "[regularization][registry]") {
+    const auto registry = Registry<double>::builtin();
+    const std::vector<Layer<double>> layers{
+        Dropout<double>(0.25),       AdditiveNoise<double>(0.125), BatchNorm<double>(0.2, 1e-3),
+        BatchNorm2D<double>(),       ActivityL1<double>(1e-4, "l1"), KLSparsity<double>(0.05, 3.0),
+        ContractiveDense<double>(7, 0.01, Init::HeUniform)};
+    for (const auto& layer : layers) {
+        INFO(layer.type() << " " << layer.config().str());
+        const Layer<double> rebuilt = registry.create_layer(layer.type(), layer.config());
+        CHECK(rebuilt.type() == layer.type());
+        CHECK(rebuilt.config().str() == layer.config().str());
+    }
+}
+
+TEST_CASE("new layers: in float, a model of all of them runs a training pass with finite values and terms",
+          "[regularization]") {
+    Sequential<float> model{AdditiveNoise<float>(0.1), Conv2D<float>(4, 3, 1, Padding::Same), BatchNorm2D<float>(),
+                            ReLU<float>(), Flatten<float>(), ContractiveDense<float>(8, 0.1), KLSparsity<float>(0.1, 1.0),
+                            ActivityL1<float>(0.01), Dropout<float>(0.2), Dense<float>(6), BatchNorm<float>()};
+    model.build({2, 5, 5}, 34);
+    const Tensor<float> x = test::random_tensor<float>(6, {2, 5, 5}, 35);
+    const Tensor<float> dy = test::random_tensor<float>(6, {6, 1, 1}, 36);
+    Pass pass = Pass::training_batch(3, 0, 0, 6);
+    const ConstTensorView<float> y = model.forward(view(x), pass);
+    CHECK(Eigen::Map<const Eigen::ArrayXf>(y.data(), y.size()).allFinite());
+    model.backward(view(dy), pass);
+    CHECK(model.first_nonfinite_gradient().empty());
+    CHECK(model.term_names() == std::vector<std::string>{"contractive", "sparsity"});
+    for (double value : model.term_values()) CHECK((std::isfinite(value) && value > 0));
 }

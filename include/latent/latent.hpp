@@ -12,6 +12,7 @@
 #include "layers/activations.hpp"
 #include "layers/batch_norm.hpp"
 #include "layers/config.hpp"
+#include "layers/contractive_dense.hpp"
 #include "layers/conv2d.hpp"
 #include "layers/conv_transpose2d.hpp"
 #include "layers/dense.hpp"

@@ -16,6 +16,7 @@
 #include "../layers/activations.hpp"
 #include "../layers/batch_norm.hpp"
 #include "../layers/config.hpp"
+#include "../layers/contractive_dense.hpp"
 #include "../layers/conv2d.hpp"
 #include "../layers/conv_transpose2d.hpp"
 #include "../layers/dense.hpp"
@@ -103,7 +104,8 @@ public:
             .template add_layer<BatchNorm<T>>()
             .template add_layer<BatchNorm2D<T>>()
             .template add_layer<ActivityL1<T>>()
-            .template add_layer<KLSparsity<T>>();
+            .template add_layer<KLSparsity<T>>()
+            .template add_layer<ContractiveDense<T>>();
         registry.add_optimizer<SGD<T>>()
             .template add_optimizer<Adam<T>>()
             .template add_optimizer<AdamW<T>>()
