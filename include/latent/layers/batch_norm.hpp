@@ -128,13 +128,14 @@ private:
 
     double x_hat(T value, Index k) const { return (static_cast<double>(value) - mean_[size(k)]) * inv_std_[size(k)]; }
 
+    // (The messages are built only on failure: a training step allocates nothing.)
     void check_training_batch(Index batch, const Pass& pass) const {
-        detail::require(pass.whole_batch(batch) == batch, type_name,
-                        "batch statistics need the whole batch in one pass, got a slice of " + std::to_string(batch) +
-                            " of " + std::to_string(pass.whole_batch(batch)) + " samples");
-        detail::require(batch * plane_ > 1, type_name,
-                        "training needs more than one value per " + std::string(PerChannel ? "channel" : "feature") +
-                            ", got a batch of " + std::to_string(batch));
+        if (pass.whole_batch(batch) != batch)
+            throw ArgumentError(std::string(type_name) + ": batch statistics need the whole batch in one pass, got a slice of " +
+                                std::to_string(batch) + " of " + std::to_string(pass.whole_batch(batch)) + " samples");
+        if (batch * plane_ <= 1)
+            throw ArgumentError(std::string(type_name) + ": training needs more than one value per " +
+                                (PerChannel ? "channel" : "feature") + ", got a batch of " + std::to_string(batch));
     }
 
     // mean_, inv_std_ from the batch (two passes: the mean, then the centred squares), and the

@@ -163,9 +163,9 @@ public:
         const Index batch = x.dimension(0), units = x.size() / std::max<Index>(batch, 1);
         unit_gradient_.assign(static_cast<std::size_t>(units), T(0));  // (no allocation once sized)
         if (pass.computes_terms()) {
-            detail::require(pass.whole_batch(batch) == batch, type_name,
-                            "the mean activations need the whole batch in one pass, got a slice of " +
-                                std::to_string(batch) + " of " + std::to_string(pass.whole_batch(batch)) + " samples");
+            if (pass.whole_batch(batch) != batch)  // (the message is built only on failure: no allocation)
+                throw ArgumentError(std::string(type_name) + ": the mean activations need the whole batch in one pass, got a slice of " +
+                                    std::to_string(batch) + " of " + std::to_string(pass.whole_batch(batch)) + " samples");
             detail::sum_over_batch(x.data(), batch, units, mean_activation_, [](double h) { return h; });
             term_.value = term_.in_use() * divergence(batch);
         }
