@@ -8,6 +8,8 @@
 #include "helpers.hpp"
 
 #include <cmath>
+#include <filesystem>
+#include <string>
 #include <vector>
 
 using namespace latent;
@@ -638,4 +640,71 @@ TEST_CASE("new layers: in float, a model of all of them runs a training pass wit
     CHECK(model.first_nonfinite_gradient().empty());
     CHECK(model.term_names() == std::vector<std::string>{"contractive", "sparsity"});
     for (double value : model.term_values()) CHECK((std::isfinite(value) && value > 0));
+}
+
+namespace {
+
+// A model of every new layer, in double, with `code` units in the code and `outputs` at the end.
+Sequential<double> model_of_new_layers(Index code, Index outputs) {
+    return Sequential<double>{AdditiveNoise<double>(0.1), Conv2D<double>(4, 3, 1, Padding::Same), BatchNorm2D<double>(),
+                              ReLU<double>(), Flatten<double>(), ContractiveDense<double>(code, 0.1),
+                              KLSparsity<double>(0.1, 1.0), ActivityL1<double>(0.01), Dropout<double>(0.2),
+                              Dense<double>(outputs), BatchNorm<double>()};
+}
+
+// The output, terms, parameter gradients and buffers after two training passes with `threads`.
+// Every layer has enough work to run in parallel (min_parallel_work values or more).
+std::vector<double> training_results(int threads) {
+    const int previous = num_threads();
+    set_num_threads(threads);
+    Sequential<double> model = model_of_new_layers(1100, 1030);
+    model.build({2, 16, 16}, 37);
+    const Tensor<double> x = test::random_tensor<double>(64, {2, 16, 16}, 38);
+    const Tensor<double> dy = test::random_tensor<double>(64, {1030, 1, 1}, 39);
+    std::vector<double> results;
+    for (Index batch = 0; batch < 2; ++batch) {
+        const Pass pass = Pass::training_batch(4, 0, batch, 64);
+        model.zero_grad();
+        const ConstTensorView<double> y = model.forward(view(x), pass);
+        results.insert(results.end(), y.data(), y.data() + y.size());
+        model.backward(view(dy), pass);
+    }
+    set_num_threads(previous);
+    results.insert(results.end(), model.term_values().begin(), model.term_values().end());
+    for (const auto& parameter : model.parameters()) results.insert(results.end(), parameter.grad, parameter.grad + parameter.size);
+    for (const auto& buffer : model.buffers()) results.insert(results.end(), buffer.value, buffer.value + buffer.size);
+    return results;
+}
+
+}  // namespace
+
+TEST_CASE("new layers: outputs, terms, gradients and running statistics are bit-identical with 1 and 2 threads",
+          "[regularization][threads]") {
+    REQUIRE(64 * 4 * 16 * 16 >= min_parallel_work);
+    REQUIRE(64 * 1030 >= min_parallel_work);
+    const std::vector<double> one = training_results(1), two = training_results(2);
+    REQUIRE(one.size() == two.size());
+    Index different = 0;
+    for (std::size_t i = 0; i < one.size(); ++i) different += one[i] != two[i];
+    CHECK(different == 0);
+}
+
+TEST_CASE("new layers: a saved model loads with its configs, weights and running statistics", "[regularization][io]") {
+    Sequential<double> model = model_of_new_layers(12, 7);
+    model.build({2, 9, 9}, 40);
+    const Tensor<double> x = test::random_tensor<double>(8, {2, 9, 9}, 41);
+    model.forward(view(x), Pass::training_batch(5, 0, 0, 8));  // running statistics move off 0 and 1
+    const std::string path =
+        (std::filesystem::temp_directory_path() / "latent_regularization_model.latent").string();
+    save_model(path, model);
+    Sequential<double> loaded = load_sequential<double>(path);
+    std::filesystem::remove(path);
+    REQUIRE(loaded.size() == model.size());
+    for (Index i = 0; i < model.size(); ++i) CHECK(loaded.layer(i).config().str() == model.layer(i).config().str());
+    REQUIRE(loaded.buffers().size() == 4);
+    for (std::size_t b = 0; b < model.buffers().size(); ++b)
+        for (Index i = 0; i < model.buffers()[b].size; ++i) CHECK(loaded.buffers()[b].value[i] == model.buffers()[b].value[i]);
+    CHECK(model.buffers()[0].value[0] != 0.0);
+    const Tensor<double> expected = model.predict(x), actual = loaded.predict(x);
+    CHECK(test::max_abs_difference(expected, actual) == 0);
 }
