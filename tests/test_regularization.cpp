@@ -179,20 +179,23 @@ TEST_CASE("additive noise: the noise has mean 0 and the configured standard devi
 }
 
 TEST_CASE("dropout and additive noise: bad arguments name the layer and the argument", "[dropout][arguments]") {
-    test::expect_error<ArgumentError>([] { Dropout<float>(1.0); }, "Dropout: p (the probability of dropping a value) must be in [0, 1)");
+    test::expect_error<ArgumentError>([] { Dropout<float>(1.0); },
+                                      "Dropout: p (the probability of dropping a value) must be in [0, 1)");
     test::expect_error<ArgumentError>([] { Dropout<float>(-0.1); }, "Dropout: p");
     test::expect_error<ArgumentError>([] { Dropout<float>{NAN}; }, "Dropout: p");
-    test::expect_error<ArgumentError>([] { AdditiveNoise<float>(-1.0); }, "AdditiveNoise: stddev must be finite and >= 0");
+    test::expect_error<ArgumentError>([] { AdditiveNoise<float>(-1.0); },
+                                      "AdditiveNoise: stddev must be finite and >= 0");
     test::expect_error<ArgumentError>([] { AdditiveNoise<float>{INFINITY}; }, "AdditiveNoise: stddev");
 }
 
 // ---------------------------------------------------------------- BatchNorm and BatchNorm2D
 
-TEST_CASE("batch norm: gradient check in training (batch statistics), input, weight and bias", "[batchnorm][gradcheck]") {
+TEST_CASE("batch norm: gradient check in training (batch statistics), input, weight and bias",
+          "[batchnorm][gradcheck]") {
     Layer<double> per_feature = built(BatchNorm<double>(), {3, 2, 3});
     randomize_parameters(per_feature, 12, 0.5, 1.5);
-    const auto result = expect_gradients(per_feature, test::random_tensor<double>(5, {3, 2, 3}, 13), "BatchNorm training",
-                                         with_pass(training_pass()));
+    const auto result = expect_gradients(per_feature, test::random_tensor<double>(5, {3, 2, 3}, 13),
+                                         "BatchNorm training", with_pass(training_pass()));
     CHECK(result.entries.size() == 3);
     Layer<double> per_channel = built(BatchNorm2D<double>(), {4, 3, 5});
     randomize_parameters(per_channel, 14, 0.5, 1.5);
@@ -325,8 +328,9 @@ TEST_CASE("batch norm: training on a slice of a batch or on one value per featur
     Tensor<double> y;
     Pass slice = training_pass();
     slice.batch_size = 8;
-    test::expect_error<ArgumentError>([&] { layer.forward(test::random_tensor<double>(4, {2, 1, 1}, 1), y, slice); },
-                                      "BatchNorm: batch statistics need the whole batch in one pass, got a slice of 4 of 8");
+    const auto forward_slice = [&] { layer.forward(test::random_tensor<double>(4, {2, 1, 1}, 1), y, slice); };
+    test::expect_error<ArgumentError>(
+        forward_slice, "BatchNorm: batch statistics need the whole batch in one pass, got a slice of 4 of 8");
     test::expect_error<ArgumentError>(
         [&] { layer.forward(test::random_tensor<double>(1, {2, 1, 1}, 1), y, training_pass()); },
         "BatchNorm: training needs more than one value per feature, got a batch of 1");
@@ -413,10 +417,13 @@ TEST_CASE("KL sparsity: a slice of a batch is refused (the means are the whole b
     test::expect_error<ArgumentError>(
         [&] { layer.forward(test::random_tensor<double>(3, {3, 1, 1}, 1, 0.1, 0.9), y, slice); },
         "KLSparsity: the mean activations need the whole batch in one pass, got a slice of 3 of 6 samples");
-    test::expect_error<ArgumentError>([] { KLSparsity<float>(0.0, 1.0); }, "KLSparsity: rho (the target mean activation) must be in (0, 1)");
-    test::expect_error<ArgumentError>([] { KLSparsity<float>(0.05, -1.0); }, "KLSparsity: beta must be finite and >= 0");
+    test::expect_error<ArgumentError>([] { KLSparsity<float>(0.0, 1.0); },
+                                      "KLSparsity: rho (the target mean activation) must be in (0, 1)");
+    test::expect_error<ArgumentError>([] { KLSparsity<float>(0.05, -1.0); },
+                                      "KLSparsity: beta must be finite and >= 0");
     test::expect_error<ArgumentError>([] { ActivityL1<float>{NAN}; }, "ActivityL1: lambda must be finite and >= 0");
-    test::expect_error<ArgumentError>([] { ActivityL1<float>(0.1, ""); }, "ActivityL1: the term's name must not be empty");
+    test::expect_error<ArgumentError>([] { ActivityL1<float>(0.1, ""); },
+                                      "ActivityL1: the term's name must not be empty");
 }
 
 // ---------------------------------------------------------------- ContractiveDense
@@ -465,7 +472,8 @@ TEST_CASE("contractive dense: the term is lambda * ||dh/dx||_F^2 / N with the Ja
 
 TEST_CASE("contractive dense: bad arguments are named; weight() is (units, inputs)", "[contractive][arguments]") {
     test::expect_error<ArgumentError>([] { ContractiveDense<float>(0, 0.1); }, "ContractiveDense: units must be >= 1");
-    test::expect_error<ArgumentError>([] { ContractiveDense<float>(4, -0.1); }, "ContractiveDense: lambda must be finite and >= 0");
+    test::expect_error<ArgumentError>([] { ContractiveDense<float>(4, -0.1); },
+                                      "ContractiveDense: lambda must be finite and >= 0");
     Layer<double> layer = built(ContractiveDense<double>(4, 0.1), {3, 2, 1});
     CHECK(layer.get<ContractiveDense<double>>()->weight().rows() == 4);
     CHECK(layer.get<ContractiveDense<double>>()->weight().cols() == 6);
@@ -487,7 +495,8 @@ struct Gradients {
 
 // The term, input gradient and parameter gradients of `x` passed in slices of `slice_size`
 // (the whole batch when 0), each slice's pass saying where it is.
-Gradients gradients_in_slices(Layer<double>& layer, const Tensor<double>& x, const Tensor<double>& dy, Index slice_size) {
+Gradients gradients_in_slices(Layer<double>& layer, const Tensor<double>& x, const Tensor<double>& dy,
+                              Index slice_size) {
     const Index batch = x.dimension(0);
     const Shape in = sample_shape(x), out = sample_shape(dy);
     Gradients result;
@@ -598,7 +607,8 @@ TEST_CASE("new layers: in place in a model (over the previous layer's buffer) th
     Tensor<double> grad = dy, next;
     reference.zero_grad();
     for (Index i = reference.size() - 1; i >= 0; --i) {
-        reference.layer(i).backward(outputs[i], outputs[i + 1], grad, next, pass.for_layer(static_cast<std::uint64_t>(i)));
+        reference.layer(i).backward(outputs[i], outputs[i + 1], grad, next,
+                                    pass.for_layer(static_cast<std::uint64_t>(i)));
         grad = next;
     }
     double worst = 0;
@@ -628,8 +638,9 @@ TEST_CASE("registry: every new layer is built from its type name and config, and
 TEST_CASE("new layers: in float, a model of all of them runs a training pass with finite values and terms",
           "[regularization]") {
     Sequential<float> model{AdditiveNoise<float>(0.1), Conv2D<float>(4, 3, 1, Padding::Same), BatchNorm2D<float>(),
-                            ReLU<float>(), Flatten<float>(), ContractiveDense<float>(8, 0.1), KLSparsity<float>(0.1, 1.0),
-                            ActivityL1<float>(0.01), Dropout<float>(0.2), Dense<float>(6), BatchNorm<float>()};
+                            ReLU<float>(), Flatten<float>(), ContractiveDense<float>(8, 0.1),
+                            KLSparsity<float>(0.1, 1.0), ActivityL1<float>(0.01), Dropout<float>(0.2), Dense<float>(6),
+                            BatchNorm<float>()};
     model.build({2, 5, 5}, 34);
     const Tensor<float> x = test::random_tensor<float>(6, {2, 5, 5}, 35);
     const Tensor<float> dy = test::random_tensor<float>(6, {6, 1, 1}, 36);
@@ -671,7 +682,8 @@ std::vector<double> training_results(int threads) {
     }
     set_num_threads(previous);
     results.insert(results.end(), model.term_values().begin(), model.term_values().end());
-    for (const auto& parameter : model.parameters()) results.insert(results.end(), parameter.grad, parameter.grad + parameter.size);
+    for (const auto& parameter : model.parameters())
+        results.insert(results.end(), parameter.grad, parameter.grad + parameter.size);
     for (const auto& buffer : model.buffers()) results.insert(results.end(), buffer.value, buffer.value + buffer.size);
     return results;
 }
@@ -703,7 +715,8 @@ TEST_CASE("new layers: a saved model loads with its configs, weights and running
     for (Index i = 0; i < model.size(); ++i) CHECK(loaded.layer(i).config().str() == model.layer(i).config().str());
     REQUIRE(loaded.buffers().size() == 4);
     for (std::size_t b = 0; b < model.buffers().size(); ++b)
-        for (Index i = 0; i < model.buffers()[b].size; ++i) CHECK(loaded.buffers()[b].value[i] == model.buffers()[b].value[i]);
+        for (Index i = 0; i < model.buffers()[b].size; ++i)
+            CHECK(loaded.buffers()[b].value[i] == model.buffers()[b].value[i]);
     CHECK(model.buffers()[0].value[0] != 0.0);
     const Tensor<double> expected = model.predict(x), actual = loaded.predict(x);
     CHECK(test::max_abs_difference(expected, actual) == 0);

@@ -18,7 +18,9 @@ using namespace latent;
 
 namespace {
 
-Tensor<double> load(const std::string& dir, const std::string& name) { return load_npy<double>(dir + "/" + name + ".npy"); }
+Tensor<double> load(const std::string& dir, const std::string& name) {
+    return load_npy<double>(dir + "/" + name + ".npy");
+}
 
 void save(const std::string& dir, const std::string& name, const Tensor<double>& tensor) {
     save_npy(dir + "/" + name + ".npy", tensor);
@@ -78,7 +80,9 @@ int main(int argc, char** argv) {
     try {
         const std::string layer = argc > 1 ? argv[1] : "";
         if ((layer == "BatchNorm" || layer == "BatchNorm2D") && argc == 3) {
-            batch_norm(layer == "BatchNorm" ? Layer<double>(BatchNorm<double>()) : Layer<double>(BatchNorm2D<double>()), argv[2]);
+            Layer<double> batch_norm_layer = BatchNorm<double>();
+            if (layer == "BatchNorm2D") batch_norm_layer = BatchNorm2D<double>();
+            batch_norm(batch_norm_layer, argv[2]);
             return 0;
         }
         if (layer == "Dropout" && argc == 4) {

@@ -38,11 +38,13 @@ public:
     explicit BatchNormalization(double momentum = 0.1, double eps = 1e-5) : momentum_(momentum), eps_(eps) {
         detail::require(std::isfinite(momentum) && momentum >= 0.0 && momentum <= 1.0, type_name,
                         "momentum must be in [0, 1], got " + std::to_string(momentum));
-        detail::require(std::isfinite(eps) && eps > 0.0, type_name, "eps must be finite and > 0, got " + std::to_string(eps));
+        detail::require(std::isfinite(eps) && eps > 0.0, type_name,
+                        "eps must be finite and > 0, got " + std::to_string(eps));
     }
 
     Shape output_shape(const Shape& input) const {
-        if (input.size() < 1) throw ShapeError(std::string(type_name) + ": input shape " + input.str() + " has no elements");
+        if (input.size() < 1)
+            throw ShapeError(std::string(type_name) + ": input shape " + input.str() + " has no elements");
         return input;
     }
 
@@ -55,7 +57,8 @@ public:
         grad_bias_ = Vector<T>::Zero(features_);
         running_mean_ = Vector<T>::Zero(features_);
         running_var_ = Vector<T>::Ones(features_);
-        for (auto* statistic : {&mean_, &inv_std_, &sum_dy_, &sum_dy_x_hat_, &grad_scale_}) statistic->assign(size(features_), 0.0);
+        for (auto* statistic : {&mean_, &inv_std_, &sum_dy_, &sum_dy_x_hat_, &grad_scale_})
+            statistic->assign(size(features_), 0.0);
     }
 
     // forward (training):  mean_k = sum x / m,  var_k = sum (x - mean_k)^2 / m,  inv_std_k = 1 / sqrt(var_k + eps)
@@ -90,7 +93,8 @@ public:
         const T *in = x.data(), *grad_out = dy.data();
         const double *mean = mean_.data(), *inv_std = inv_std_.data();
         sum_per_feature(batch, sum_dy_, [=](Index i, Index) { return static_cast<double>(grad_out[i]); });
-        sum_per_feature(batch, sum_dy_x_hat_, [=](Index i, Index k) { return grad_out[i] * ((in[i] - mean[k]) * inv_std[k]); });
+        sum_per_feature(batch, sum_dy_x_hat_,
+                        [=](Index i, Index k) { return grad_out[i] * ((in[i] - mean[k]) * inv_std[k]); });
         const double m = static_cast<double>(batch * plane_);
         const double centred = batch_statistics_ ? 1.0 : 0.0;
         for (Index k = 0; k < features_; ++k) {
@@ -138,7 +142,8 @@ private:
     // (The messages are built only on failure: a training step allocates nothing.)
     void check_training_batch(Index batch, const Pass& pass) const {
         if (pass.whole_batch(batch) != batch)
-            throw ArgumentError(std::string(type_name) + ": batch statistics need the whole batch in one pass, got a slice of " +
+            throw ArgumentError(std::string(type_name) +
+                                ": batch statistics need the whole batch in one pass, got a slice of " +
                                 std::to_string(batch) + " of " + std::to_string(pass.whole_batch(batch)) + " samples");
         if (batch * plane_ <= 1)
             throw ArgumentError(std::string(type_name) + ": training needs more than one value per " +
@@ -216,8 +221,8 @@ private:
     Index plane_ = 1;     // values per feature per sample: 1, or H*W
     Vector<T> weight_, bias_, grad_weight_, grad_bias_;
     Vector<T> running_mean_, running_var_;
-    bool batch_statistics_ = false;        // the last forward used the batch's statistics
-    std::vector<double> mean_, inv_std_;   // the statistics the last forward used, per feature
+    bool batch_statistics_ = false;                           // the last forward used the batch's statistics
+    std::vector<double> mean_, inv_std_;                      // the statistics the last forward used, per feature
     std::vector<double> sum_dy_, sum_dy_x_hat_, grad_scale_;  // per feature, in backward
 };
 

@@ -48,7 +48,8 @@ public:
             return slope * slope;
         });
         double total = 0;
-        for (Index j = 0; j < units(); ++j) total += slope_squares_[static_cast<std::size_t>(j)] * row_norms_[static_cast<std::size_t>(j)];
+        for (Index j = 0; j < units(); ++j)
+            total += slope_squares_[static_cast<std::size_t>(j)] * row_norms_[static_cast<std::size_t>(j)];
         term_.value = coefficient_ * total;
     }
 
@@ -63,8 +64,12 @@ public:
                 for (Index j = 0; j < count; ++j) {
                     const Index i = n * count + j;
                     const double h = static_cast<double>(y.data()[i]), slope = h * (1 - h);
-                    const double from_term = coefficient_ == 0 ? 0.0 : 2 * coefficient_ * row_norms_[static_cast<std::size_t>(j)] * slope * (1 - 2 * h);
-                    grad_logits_[static_cast<std::size_t>(i)] = static_cast<T>(slope * (static_cast<double>(dy.data()[i]) + from_term));
+                    const double from_term =
+                        coefficient_ == 0
+                            ? 0.0
+                            : 2 * coefficient_ * row_norms_[static_cast<std::size_t>(j)] * slope * (1 - 2 * h);
+                    grad_logits_[static_cast<std::size_t>(i)] =
+                        static_cast<T>(slope * (static_cast<double>(dy.data()[i]) + from_term));
                 }
         });
         dense_.backward(x, y, view<T>(static_cast<const T*>(grad_logits_.data()), batch, Shape{count, 1, 1}), dx);
@@ -131,11 +136,11 @@ private:
     }
 
     Dense<T> dense_;
-    detail::TermWeight term_;
-    double coefficient_ = 0;               // c = lambda / N of the last forward; 0 when it computed no term
-    std::vector<double> row_norms_;        // w_j, per unit
-    std::vector<double> slope_squares_;    // sum_n s_nj^2 over the last forward's slice, per unit
-    std::vector<T> grad_logits_;           // dz; grows to the largest batch
+    detail::WeightedTerm term_;
+    double coefficient_ = 0;             // c = lambda / N of the last forward; 0 when it computed no term
+    std::vector<double> row_norms_;      // w_j, per unit
+    std::vector<double> slope_squares_;  // sum_n s_nj^2 over the last forward's slice, per unit
+    std::vector<T> grad_logits_;         // dz; grows to the largest batch
 };
 
 }  // namespace latent

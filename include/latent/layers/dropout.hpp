@@ -44,7 +44,7 @@ template <class T = float> class Dropout {
 public:
     using Scalar = T;
     static constexpr const char* type_name = "Dropout";
-    bool in_place() const { return true; }                 // element-wise, backward reads the mask
+    bool in_place() const { return true; }                // element-wise, backward reads the mask
     bool backward_reads_output() const { return false; }  // the mask, not y
 
     explicit Dropout(double p) : p_(p) {
@@ -79,7 +79,8 @@ public:
         const Chunks slices{size, 32768};
         parallel_for(slices.count(), size, [&](Index slice) {
             const Index begin = slices.begin(slice), count = slices.size(slice);
-            for (Index i = begin; i < begin + count; ++i) dx.data()[i] = dy.data()[i] * mask_[static_cast<std::size_t>(i)];
+            for (Index i = begin; i < begin + count; ++i)
+                dx.data()[i] = dy.data()[i] * mask_[static_cast<std::size_t>(i)];
         });
     }
 

@@ -5,8 +5,8 @@
 // - A term is weight * (sum over the slice's samples) / pass.whole_batch(slice): the mean over
 //   the batch, and the slices of a batch add up to the batch (ActivityL1).
 // - A term of whole-batch statistics (KLSparsity's mean activations) cannot be split into
-//   slices: such a layer says mixes_samples(), so fit() never slices its model, and a training
-//   pass over a slice of a batch is refused with ArgumentError.
+//   slices: such a layer says mixes_samples(), so fit() never slices its model, and a pass over
+//   a slice of a batch that computes terms is refused with ArgumentError.
 // - A pass that does not compute terms (Inference) neither computes the value nor adds the
 //   gradient; term_value() keeps the value of the last pass that did.
 #pragma once
@@ -26,13 +26,13 @@ namespace detail {
 
 // A term's name, configured weight and current scale (scale_term), and its value from the last
 // forward that computed it.
-struct TermWeight {
+struct WeightedTerm {
     std::string name;
     double weight = 0;  // as configured (and saved)
     double scale = 1;   // set by scale_term: the weight in use is weight * scale
     double value = 0;   // weighted, from the last forward that computed terms
 
-    TermWeight(const char* layer, std::string term_name, const char* weight_name, double configured)
+    WeightedTerm(const char* layer, std::string term_name, const char* weight_name, double configured)
         : name(std::move(term_name)), weight(configured) {
         require(!name.empty(), layer, "the term's name must not be empty");
         require(std::isfinite(configured) && configured >= 0.0, layer,
@@ -53,7 +53,8 @@ void sum_over_batch(const T* values, Index batch, Index units, std::vector<doubl
     parallel_for(blocks.count(), batch * units, [&](Index block) {
         const Index first = blocks.begin(block), end = first + blocks.size(block);
         for (Index n = 0; n < batch; ++n)
-            for (Index j = first; j < end; ++j) sums[static_cast<std::size_t>(j)] += f(static_cast<double>(values[n * units + j]));
+            for (Index j = first; j < end; ++j)
+                sums[static_cast<std::size_t>(j)] += f(static_cast<double>(values[n * units + j]));
     });
 }
 
@@ -80,7 +81,8 @@ public:
     bool in_place() const { return true; }               // element-wise; backward reads y (= h)
     bool backward_reads_output() const { return true; }  // sign(y)
 
-    explicit ActivityL1(double lambda, std::string term = "sparsity") : term_(type_name, std::move(term), "lambda", lambda) {}
+    explicit ActivityL1(double lambda, std::string term = "sparsity")
+        : term_(type_name, std::move(term), "lambda", lambda) {}
 
     Shape output_shape(const Shape& input) const { return input; }
 
@@ -130,7 +132,7 @@ private:
         return total;
     }
 
-    detail::TermWeight term_;
+    detail::WeightedTerm term_;
     T gradient_step_ = 0;               // lambda / N of the last forward; 0 when it computed no term
     std::vector<double> partial_sums_;  // one per chunk; grows to the largest batch's count
 };
@@ -152,7 +154,8 @@ public:
     bool mixes_samples() const { return true; }           // rho_hat is the whole batch's
     static constexpr double mean_floor = 1e-6;            // rho_hat in [mean_floor, 1 - mean_floor]
 
-    KLSparsity(double rho, double beta, std::string term = "sparsity") : rho_(rho), term_(type_name, std::move(term), "beta", beta) {
+    KLSparsity(double rho, double beta, std::string term = "sparsity")
+        : rho_(rho), term_(type_name, std::move(term), "beta", beta) {
         detail::require(std::isfinite(rho) && rho > 0.0 && rho < 1.0, type_name,
                         "rho (the target mean activation) must be in (0, 1), got " + std::to_string(rho));
     }
@@ -164,8 +167,10 @@ public:
         unit_gradient_.assign(static_cast<std::size_t>(units), T(0));  // (no allocation once sized)
         if (pass.computes_terms()) {
             if (pass.whole_batch(batch) != batch)  // (the message is built only on failure: no allocation)
-                throw ArgumentError(std::string(type_name) + ": the mean activations need the whole batch in one pass, got a slice of " +
-                                    std::to_string(batch) + " of " + std::to_string(pass.whole_batch(batch)) + " samples");
+                throw ArgumentError(std::string(type_name) +
+                                    ": the mean activations need the whole batch in one pass, got a slice of " +
+                                    std::to_string(batch) + " of " + std::to_string(pass.whole_batch(batch)) +
+                                    " samples");
             detail::sum_over_batch(x.data(), batch, units, mean_activation_, [](double h) { return h; });
             term_.value = term_.in_use() * divergence(batch);
         }
@@ -209,7 +214,7 @@ private:
     }
 
     double rho_;
-    detail::TermWeight term_;
+    detail::WeightedTerm term_;
     std::vector<double> mean_activation_;  // per unit
     std::vector<T> unit_gradient_;         // per unit: d(term)/d(h_nj), the same for every n; 0 without a term
 };
