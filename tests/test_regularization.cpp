@@ -721,3 +721,44 @@ TEST_CASE("new layers: a saved model loads with its configs, weights and running
     const Tensor<double> expected = model.predict(x), actual = loaded.predict(x);
     CHECK(test::max_abs_difference(expected, actual) == 0);
 }
+
+TEST_CASE("train_step: a batch passed in slices gives the whole batch's loss, terms and updated weights "
+          "(ContractiveDense, ActivityL1, Dropout)",
+          "[regularization][slicing]") {
+    const Index count = 7;
+    const Tensor<double> inputs = test::random_tensor<double>(count, {4, 1, 1}, 42, 0.0, 1.0);
+    const Tensor<double> targets = test::random_tensor<double>(count, {5, 1, 1}, 43, 0.0, 1.0);
+    auto step = [&](Index slice_size, StepValues& values) {
+        Sequential<double> model{ContractiveDense<double>(6, 0.3), ActivityL1<double>(0.05), Dropout<double>(0.25),
+                                 Dense<double>(5), Sigmoid<double>()};
+        model.build({4, 1, 1}, 44);
+        SGD<double> optimizer(0.5);
+        Batch<double> batch;
+        batch.inputs = inputs.data();
+        batch.targets = targets.data();
+        batch.count = count;
+        batch.input_shape = {4, 1, 1};
+        batch.target_shape = {5, 1, 1};
+        batch.pass = Pass::training_batch(45, 2, 1, count);
+        batch.slice_size = slice_size;
+        StepScratch<double> scratch;
+        values = train_step(model, Loss<double>(MeanSquaredError<double>()), optimizer, batch, scratch);
+        std::vector<double> weights;
+        for (const auto& parameter : model.parameters())
+            weights.insert(weights.end(), parameter.value, parameter.value + parameter.size);
+        return weights;
+    };
+    StepValues whole, sliced;
+    const std::vector<double> whole_weights = step(0, whole), sliced_weights = step(3, sliced);
+    REQUIRE(whole.terms.size() == 2);  // contractive, sparsity
+    CHECK(std::abs(sliced.reconstruction - whole.reconstruction) < 1e-12);
+    for (std::size_t t = 0; t < whole.terms.size(); ++t) {
+        CHECK(whole.terms[t] > 0);
+        CHECK(std::abs(sliced.terms[t] - whole.terms[t]) < 1e-12);
+    }
+    REQUIRE(sliced_weights.size() == whole_weights.size());
+    double worst = 0;
+    for (std::size_t i = 0; i < whole_weights.size(); ++i)
+        worst = std::max(worst, std::abs(sliced_weights[i] - whole_weights[i]));
+    CHECK(worst < 1e-12);
+}
