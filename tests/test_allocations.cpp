@@ -197,10 +197,13 @@ template <class Body> Allocations count_allocations(Body&& body) {
 class TrainingLoop {
 public:
     TrainingLoop(const bench::Workload& workload, Index batch, bool corrupt)
-        : model_(bench::build_model(workload, 5)),
-          data_(bench::random_batch(workload, batch, 9)),
-          loss_(bench::make_loss(workload.loss)),
-          order_(static_cast<std::size_t>(batch)) {
+        : TrainingLoop(bench::build_model(workload, 5), bench::random_batch(workload, batch, 9),
+                       bench::make_loss(workload.loss), corrupt) {}
+    TrainingLoop(Autoencoder<float> model, Tensor<float> data, Loss<float> loss, bool corrupt)
+        : model_(std::move(model)),
+          data_(std::move(data)),
+          loss_(std::move(loss)),
+          order_(static_cast<std::size_t>(data_.dimension(0))) {
         if (corrupt) corruption_ = GaussianNoise(0.0, 0.5);
     }
 
@@ -255,23 +258,27 @@ private:
 constexpr int warmup_steps = 2;
 constexpr int counted_steps = 3;
 
-void check_training_steps(const std::string& workload_name, Index batch, bool corrupt) {
+template <class MakeLoop> void check_training_steps(const std::string& name, MakeLoop&& make_loop) {
     for (const int threads : {1, 2}) {
         set_num_threads(threads);
-        TrainingLoop loop(bench::find_workload(workload_name), batch, corrupt);
+        TrainingLoop loop = make_loop();
         for (int i = 0; i < warmup_steps; ++i) loop.step();
         const Allocations allocations = count_allocations([&] {
             for (int i = 0; i < counted_steps; ++i) loop.step();
         });
-        INFO(workload_name << ", batch " << batch << ", " << threads << " thread(s): " << allocations.operator_new
-                           << " operator new and " << allocations.malloc_family << " malloc-family calls in "
-                           << counted_steps << " training steps (malloc counted: " << LATENT_TEST_COUNTS_MALLOC
-                           << ")");
+        INFO(name << ", " << threads << " thread(s): " << allocations.operator_new << " operator new and "
+                  << allocations.malloc_family << " malloc-family calls in " << counted_steps
+                  << " training steps (malloc counted: " << LATENT_TEST_COUNTS_MALLOC << ")");
         CHECK(std::isfinite(loop.last_loss()));
         CHECK(allocations.operator_new == 0);
         CHECK(allocations.malloc_family == 0);
     }
     set_num_threads(1);
+}
+
+void check_training_steps(const std::string& workload_name, Index batch, bool corrupt) {
+    check_training_steps(workload_name + ", batch " + std::to_string(batch),
+                         [&] { return TrainingLoop(bench::find_workload(workload_name), batch, corrupt); });
 }
 
 void check_inference(const std::string& workload_name, Index batch) {
@@ -315,6 +322,29 @@ TEST_CASE("allocations: steady-state training step of the MNIST conv denoiser (W
 
 TEST_CASE("allocations: steady-state training step of the strided conv AE with Dense code (W3), 1 and 2 threads") {
     check_training_steps("W3", 4, false);
+}
+
+TEST_CASE("allocations: steady-state training steps with dropout, noise, batch norm and every penalty, 1 and 2 "
+          "threads") {
+    // Sliced (Dropout, noise, L1, contractive) and whole-batch (BatchNorm, KLSparsity) models.
+    check_training_steps("dense AE with AdditiveNoise, ContractiveDense, ActivityL1, Dropout", [] {
+        Autoencoder<float> model(Encoder<float>{Flatten<float>(), AdditiveNoise<float>(0.1), ContractiveDense<float>(64, 1e-3),
+                                                Dropout<float>(0.2), Dense<float>(16), ReLU<float>(), ActivityL1<float>(1e-3)},
+                                 Decoder<float>{Dense<float>(64), ReLU<float>(), Dense<float>(784), Sigmoid<float>(),
+                                                Reshape<float>({1, 28, 28})},
+                                 {1, 28, 28}, 5);
+        return TrainingLoop(std::move(model), test::random_tensor<float>(24, {1, 28, 28}, 9, 0, 1),
+                            BinaryCrossEntropy<float>(), true);
+    });
+    check_training_steps("conv AE with BatchNorm2D, BatchNorm and KLSparsity", [] {
+        Autoencoder<float> model(Encoder<float>{Conv2D<float>(8, 3, 2), BatchNorm2D<float>(), ReLU<float>(), Flatten<float>(),
+                                                Dense<float>(32), BatchNorm<float>(), Sigmoid<float>(),
+                                                KLSparsity<float>(0.05, 0.1)},
+                                 Decoder<float>{Dense<float>(784), Sigmoid<float>(), Reshape<float>({1, 28, 28})},
+                                 {1, 28, 28}, 5);
+        return TrainingLoop(std::move(model), test::random_tensor<float>(16, {1, 28, 28}, 9, 0, 1),
+                            MeanSquaredError<float>(), false);
+    });
 }
 
 TEST_CASE("allocations: steady-state inference forward of W1, W2 and W3, 1 and 2 threads") {

@@ -410,3 +410,30 @@ TEST_CASE("fit: an epoch whose gradients are all exactly zero is reported as a d
     REQUIRE(history.warnings.size() == 2);
     CHECK_THAT(history.warnings[0], Catch::Contains("epoch 1: every gradient of every batch was exactly zero"));
 }
+
+TEST_CASE("fit: dropout and additive noise give the same step whole or in slices, and with 1 or 2 threads",
+          "[step][noise][threads][micro_batch]") {
+    const Tensor<double> x = test::random_tensor<double>(12, {1, 4, 4}, 8, 0, 1);
+    const int saved = num_threads();
+    auto run = [&](Index micro_batch, int threads) {
+        set_num_threads(threads);
+        Autoencoder<double> model(Encoder<double>{Flatten<double>(), AdditiveNoise<double>(0.1), Dense<double>(8),
+                                                  ReLU<double>(), Dropout<double>(0.3)},
+                                  Decoder<double>{Dense<double>(16), Reshape<double>({1, 4, 4})}, {1, 4, 4}, 9);
+        SGD<double> sgd(0.5);
+        FitOptions<double> options;
+        options.epochs = 2;
+        options.batch_size = 12;
+        options.verbose = 0;
+        options.micro_batch = micro_batch;
+        model.fit(x, x, MeanSquaredError<double>(), sgd, options);
+        return weights_of(model);
+    };
+    const auto whole = run(0, 1), sliced = run(5, 1);
+    double worst = 0;
+    for (std::size_t i = 0; i < whole.size(); ++i) worst = std::max(worst, std::abs(sliced[i] - whole[i]));
+    CHECK(worst < 1e-12);
+    CHECK(run(0, 2) == whole);
+    CHECK(run(5, 2) == sliced);
+    set_num_threads(saved);
+}
