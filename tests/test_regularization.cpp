@@ -322,7 +322,7 @@ TEST_CASE("batch norm: parameters weight and bias, buffers running_mean and runn
     }
 }
 
-TEST_CASE("batch norm: training on a slice of a batch or on one value per feature is refused; bad arguments are named",
+TEST_CASE("batch norm: training on a slice of a batch or on one value per feature is refused, and bad arguments are named",
           "[batchnorm][arguments]") {
     Layer<double> layer = built(BatchNorm<double>(), {2, 1, 1});
     Tensor<double> y;
@@ -411,7 +411,7 @@ TEST_CASE("KL sparsity: a unit off for the whole batch gives a finite term (rho_
     CHECK(dx(0, 0, 0, 0) < 0);  // a descent step raises the unit
 }
 
-TEST_CASE("KL sparsity: a slice of a batch is refused (the means are the whole batch's); bad arguments are named",
+TEST_CASE("KL sparsity: a slice of a batch is refused (the means are the whole batch's), and bad arguments are named",
           "[penalties][arguments]") {
     Layer<double> layer = built(KLSparsity<double>(0.05, 1.0), {3, 1, 1});
     CHECK(layer.mixes_samples());
@@ -478,7 +478,7 @@ TEST_CASE("contractive dense: the term is lambda * ||dh/dx||_F^2 / N with the Ja
     CHECK(term > 1e-3);
 }
 
-TEST_CASE("contractive dense: bad arguments are named; weight() is (units, inputs)", "[contractive][arguments]") {
+TEST_CASE("contractive dense: bad arguments are named, and weight() is (units, inputs)", "[contractive][arguments]") {
     test::expect_error<ArgumentError>([] { ContractiveDense<float>(0, 0.1); }, "ContractiveDense: units must be >= 1");
     test::expect_error<ArgumentError>([] { ContractiveDense<float>(4, -0.1); },
                                       "ContractiveDense: lambda must be finite and >= 0");
