@@ -287,3 +287,36 @@ TEST_CASE("autoencoder: copies and moves keep working, each copy with its own sc
     layer.forward(x, y);
     CHECK(y.dimension(1) == 6);
 }
+
+TEST_CASE("autoencoder: a dense decoder whose output has the input's size but not its shape suggests a Reshape",
+          "[models][shape]") {
+    test::expect_error<ShapeError>(
+        [] {
+            Autoencoder<float> model(Encoder<float>{Flatten<float>(), Dense<float>(32)}, Decoder<float>{Dense<float>(784)},
+                                     {1, 28, 28});
+        },
+        "the decoder outputs (784, 1, 1) but the input is (1, 28, 28); they must be equal (the same 784 values: end "
+        "the decoder with Reshape({1, 28, 28}))");
+}
+
+TEST_CASE("sequential: an input shape that looks like (H, W, C) is named as such, and nhwc_to_nchw converts it",
+          "[models][shape]") {
+    // (28, 28, 1) read as (C, H, W) is 28 channels of 28x1 images: MaxPool2D(2) cannot fit it.
+    Sequential<float> model{Conv2D<float>(8, 3), MaxPool2D<float>(2)};
+    test::expect_error<ShapeError>([&] { model.build({28, 28, 1}); },
+                                   "latent expects (C, H, W) samples and (28, 28, 1) looks like (H, W, C) -- convert "
+                                   "the images with nhwc_to_nchw()");
+    // Two 2x3 images with 2 channels, channel-last: pixel (h, w) holds (10 h + w, -(10 h + w)).
+    Tensor<float> nhwc(2, 2, 3, 2);
+    for (Index n = 0; n < 2; ++n)
+        for (Index h = 0; h < 2; ++h)
+            for (Index w = 0; w < 3; ++w) {
+                nhwc(n, h, w, 0) = static_cast<float>(100 * n + 10 * h + w);
+                nhwc(n, h, w, 1) = -static_cast<float>(100 * n + 10 * h + w);
+            }
+    const Tensor<float> nchw = nhwc_to_nchw(nhwc);
+    REQUIRE(sample_shape(nchw) == Shape{2, 2, 3});
+    CHECK(nchw(1, 0, 1, 2) == 112.0f);
+    CHECK(nchw(1, 1, 1, 2) == -112.0f);
+    CHECK(test::max_abs_difference(nchw_to_nhwc(nchw), nhwc) == 0.0);
+}
