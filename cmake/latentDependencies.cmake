@@ -8,7 +8,9 @@
 #   Eigen3 (required): linked as the imported target, so consumers see its headers as SYSTEM
 #     includes and Eigen's warnings never reach a -Werror build.
 #   ZLIB (required): the IDX reader opens .gz files.
-#   stb (required, pkg-config module "stb", Debian's libstb-dev): image reading and PNG writing.
+#   PNG (required, Debian's libpng-dev) and JPEG (required, libjpeg62-turbo-dev): decoding PNG
+#     and JPEG files, which may be untrusted, with libraries that are maintained and fuzzed.
+#   stb (required, pkg-config module "stb", Debian's libstb-dev): BMP reading and PNG writing.
 #     libstb holds stb's compiled implementation exactly once per program, so any number of
 #     translation units -- and the user's own stb code -- can include the stb headers.
 #   OpenMP (optional): threads over the batch. latent compiles and works without it.
@@ -29,6 +31,8 @@ macro(latent_find_dependencies latent_context latent_openmp)
 
   _latent_require_package(Eigen3 3.3 NO_MODULE)
   _latent_require_package(ZLIB)
+  _latent_require_package(PNG)
+  _latent_require_package(JPEG)
   _latent_require_package(PkgConfig)
   if(NOT TARGET PkgConfig::LATENT_STB)
     pkg_check_modules(LATENT_STB QUIET IMPORTED_TARGET stb)
@@ -50,7 +54,7 @@ endmacro()
 # latent_link_dependencies(<target> <openmp>): attaches the dependencies to the INTERFACE target;
 # OpenMP (with the LATENT_USE_OPENMP=1 definition the headers test) when <openmp> is true.
 function(latent_link_dependencies target openmp)
-  target_link_libraries(${target} INTERFACE Eigen3::Eigen ZLIB::ZLIB PkgConfig::LATENT_STB)
+  target_link_libraries(${target} INTERFACE Eigen3::Eigen ZLIB::ZLIB PNG::PNG JPEG::JPEG PkgConfig::LATENT_STB)
   if(openmp)
     target_link_libraries(${target} INTERFACE OpenMP::OpenMP_CXX)
     target_compile_definitions(${target} INTERFACE LATENT_USE_OPENMP=1)

@@ -577,3 +577,76 @@ TEST_CASE("npy: load rejects wrong magic, dtype, order, truncated and extra data
     CHECK_THROWS_MATCHES(load_npy<float>(path), FormatError, MessageContains("truncated .npy header"));
     CHECK_THROWS_AS(load_npy<float>(folder.file("absent.npy")), IoError);
 }
+
+TEST_CASE("npy: an empty array with absurd dimensions is refused before allocating", "[data][npy][hostile]") {
+    TempFolder folder;
+    const std::string path = folder.file("empty.npy");
+    write_bytes(path, npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4611686018427387904, 3), }\n",
+                               {}));
+    CHECK_THROWS_MATCHES(load_npy<float>(path), FormatError, MessageContains("'" + path + "': .npy shape"));
+    write_bytes(path, npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 2097152, 1048576), }\n", {}));
+    CHECK_THROWS_MATCHES(load_npy<float>(path), FormatError, MessageContains("more than 1099511627776 values"));
+    // Dimensions whose product wraps around 2^64 to a small number.
+    write_bytes(path, npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296, 1), }\n",
+                               float_bytes({1})));
+    CHECK_THROWS_AS(load_npy<float>(path), FormatError);
+    // A sound empty array still loads.
+    write_bytes(path, npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 16), }\n", {}));
+    const Tensor<float> empty = load_npy<float>(path);
+    CHECK(empty.dimension(0) == 0);
+    CHECK(empty.dimension(1) == 16);
+}
+
+namespace {
+
+// The header dict of a saved .npy file (up to its closing newline) and the data after it.
+struct NpyParts {
+    std::string dict;
+    std::vector<char> data;
+};
+NpyParts npy_parts(const std::vector<char>& bytes) {
+    const auto newline = std::find(bytes.begin() + 10, bytes.end(), '\n');
+    REQUIRE(newline != bytes.end());
+    REQUIRE((newline + 1 - bytes.begin()) % 64 == 0);
+    return {std::string(bytes.begin() + 10, newline), std::vector<char>(newline + 1, bytes.end())};
+}
+
+}  // namespace
+
+TEST_CASE("npy: integer vectors are saved with their own dtype", "[data][npy]") {
+    TempFolder folder;
+    const auto parts_of = [&](const std::string& name) { return npy_parts(read_file(folder.file(name))); };
+    save_npy(folder.file("u8.npy"), std::vector<std::uint8_t>{0, 7, 255});
+    save_npy(folder.file("i32.npy"), std::vector<int>{-1, 2});
+    save_npy(folder.file("i64.npy"), std::vector<std::int64_t>{-(std::int64_t{1} << 40)});
+    const NpyParts u8 = parts_of("u8.npy"), i32 = parts_of("i32.npy"), i64 = parts_of("i64.npy");
+    CHECK_THAT(u8.dict, Catch::Matchers::StartsWith("{'descr': '|u1', 'fortran_order': False, 'shape': (3,), }"));
+    CHECK_THAT(i32.dict, Catch::Matchers::StartsWith("{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }"));
+    CHECK_THAT(i64.dict, Catch::Matchers::StartsWith("{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }"));
+    REQUIRE(u8.data.size() == 3);
+    CHECK(static_cast<unsigned char>(u8.data[2]) == 255);
+    REQUIRE(i32.data.size() == 8);
+    std::int32_t first = 0;
+    std::memcpy(&first, i32.data.data(), 4);
+    CHECK(first == -1);
+    REQUIRE(i64.data.size() == 8);
+    std::int64_t wide = 0;
+    std::memcpy(&wide, i64.data.data(), 8);
+    CHECK(wide == -(std::int64_t{1} << 40));
+}
+
+TEST_CASE("npy: save_npy_rows writes codes of shape (N, D, 1, 1) as an (N, D) matrix", "[data][npy]") {
+    TempFolder folder;
+    const auto codes = test::random_tensor<float>(5, {3, 1, 1}, 4);
+    save_npy_rows(folder.file("codes.npy"), codes);
+    CHECK_THAT(npy_parts(read_file(folder.file("codes.npy"))).dict,
+               Catch::Matchers::StartsWith("{'descr': '<f4', 'fortran_order': False, 'shape': (5, 3), }"));
+    const Matrix<float> matrix = load_npy_matrix<float>(folder.file("codes.npy"));
+    REQUIRE(matrix.rows() == 5);
+    REQUIRE(matrix.cols() == 3);
+    for (Index n = 0; n < 5; ++n)
+        for (Index d = 0; d < 3; ++d) CHECK(matrix(n, d) == codes(n, d, 0, 0));
+    // Images flatten to one row per sample.
+    save_npy_rows(folder.file("images.npy"), test::random_tensor<double>(2, {1, 4, 4}, 5));
+    CHECK(load_npy_matrix<double>(folder.file("images.npy")).cols() == 16);
+}

@@ -5,6 +5,7 @@
 #include <latent/data/resize.hpp>
 
 #include <stb_image_write.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -258,9 +259,10 @@ namespace {
 void build_tree(const TempFolder& folder) {
     const std::vector<std::pair<std::string, unsigned char>> images{
         {"a/1.png", 10}, {"a/10.png", 30}, {"a/2.png", 20}, {"b/x.PNG", 40},
-        {"c2/deep/more.png", 50}, {"c10/img.pgm", 70}, {"root.png", 80}, {".hidden/skip.png", 90}};
+        {"c2/deep/more.png", 50}, {"root.png", 80}, {".hidden/skip.png", 90}};
     for (const auto& [name, byte] : images) write_bytes(folder / name, constant_png(3, 4, byte));
-    write_bytes(folder / "c2/img.pgm", std::string("P5 4 3 255\n") + std::string(12, '\x3C'));  // 60
+    write_bytes(folder / "c2/img.pgm", std::string("P5 4 3 255\n") + std::string(12, '\x3C'));   // 60
+    write_bytes(folder / "c10/img.pgm", std::string("P5 4 3 255\n") + std::string(12, '\x46'));  // 70
     write_bytes(folder / "notes.txt", "not an image");
     fs::create_directories(folder.path / "empty");
 }
@@ -536,4 +538,124 @@ TEST_CASE("image grid: column count, short rows stay grey, RGB, shape errors", "
     full(2, 1, 1, 1) = std::nanf("");
     CHECK_THAT(message_of<NumericError>([&] { save_image_grid<float>(folder / "nan.png", {full}); }),
                Catch::Contains("nan.png"));
+}
+
+namespace {
+
+// `png` with the IHDR width and height replaced (and the chunk's CRC fixed, so only the size lies).
+std::string png_claiming(std::string png, std::uint32_t width, std::uint32_t height) {
+    const auto put_u32 = [&](std::size_t at, std::uint32_t value) {
+        for (int k = 0; k < 4; ++k) png[at + k] = static_cast<char>(value >> (24 - 8 * k));
+    };
+    put_u32(16, width);
+    put_u32(20, height);
+    put_u32(29, static_cast<std::uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(png.data() + 12), 17)));
+    return png;
+}
+
+// `jpg` with the frame header's height and width replaced.
+std::string jpg_claiming(std::string jpg, std::uint16_t width, std::uint16_t height) {
+    const std::size_t frame = jpg.find("\xFF\xC0");
+    REQUIRE(frame != std::string::npos);
+    jpg[frame + 5] = static_cast<char>(height >> 8);
+    jpg[frame + 6] = static_cast<char>(height & 0xFF);
+    jpg[frame + 7] = static_cast<char>(width >> 8);
+    jpg[frame + 8] = static_cast<char>(width & 0xFF);
+    return jpg;
+}
+
+std::string little_endian(std::uint32_t value, int bytes) {
+    std::string text;
+    for (int k = 0; k < bytes; ++k) text += static_cast<char>((value >> (8 * k)) & 0xFF);
+    return text;
+}
+
+}  // namespace
+
+TEST_CASE("images: headers over the pixel limit are refused before decoding", "[images][hostile]") {
+    TempFolder folder("limits");
+    write_bytes(folder / "huge.png", png_claiming(constant_png(8, 8, 1), 32768, 32768));
+    write_bytes(folder / "huge.jpg", jpg_claiming(encode_jpg(std::vector<unsigned char>(64, 9), 8, 8, 1), 26000, 26000));
+    // A 30-byte OS/2 BMP claiming 16000 x 16000 at 24 bits.
+    write_bytes(folder / "os2.bmp", "BM" + little_endian(30, 4) + little_endian(0, 4) + little_endian(26, 4) +
+                                        little_endian(12, 4) + little_endian(16000, 2) + little_endian(16000, 2) +
+                                        little_endian(1, 2) + little_endian(24, 2) + "\0\0\0\0"s);
+    for (const char* name : {"huge.png", "huge.jpg", "os2.bmp"}) {
+        INFO(name);
+        CHECK_THAT(message_of<FormatError>([&] { load_image(folder / name); }), Catch::Contains(name));
+    }
+    CHECK_THAT(message_of<FormatError>([&] { load_image(folder / "huge.png"); }),
+               Catch::Contains("32768x32768") && Catch::Contains("ImageLimits"));
+    // A caller's own limits: pixels, and bytes (the file itself counts).
+    write_bytes(folder / "small.png", constant_png(100, 100, 7));
+    CHECK(load_image(folder / "small.png").dimension(3) == 100);
+    ImageLimits few_pixels;
+    few_pixels.max_pixels = 9999;
+    CHECK_THROWS_AS(load_image(folder / "small.png", 1, few_pixels), FormatError);
+    ImageLimits few_bytes;
+    few_bytes.max_bytes = 100 * 100 * 4;
+    CHECK_THROWS_AS(load_image(folder / "small.png", 1, few_bytes), FormatError);
+    few_bytes.max_bytes = 16;
+    CHECK_THROWS_WITH(load_image(folder / "small.png", 1, few_bytes), Catch::Contains("more than the limit of 16"));
+    ImageFolderOptions options;
+    options.limits = few_pixels;
+    CHECK_THROWS_AS(load_image_folder(folder.path.string(), options), FormatError);
+}
+
+TEST_CASE("images: the content chooses the format and must agree with the name", "[images][hostile]") {
+    TempFolder folder("sniff");
+    const std::string png = constant_png(2, 3, 50);
+    write_bytes(folder / "png.jpg", png);
+    write_bytes(folder / "png.data", png);
+    write_bytes(folder / "tga.png", std::string("\0\0\x02\0\0\0\0\0\0\0\0\0\x02\0\x02\0\x18\0"s) + std::string(12, '\x7F'));
+    CHECK_THAT(message_of<FormatError>([&] { load_image(folder / "png.jpg"); }),
+               Catch::Contains("png.jpg") && Catch::Contains("the content is PNG but the name says JPEG"));
+    CHECK_THAT(message_of<FormatError>([&] { load_image(folder / "png.data"); }),
+               Catch::Contains("no image format latent reads"));
+    CHECK_THAT(message_of<FormatError>([&] { load_image(folder / "tga.png"); }), Catch::Contains("no known magic bytes"));
+    ImageLimits by_content;
+    by_content.check_extension = false;
+    CHECK(load_image(folder / "png.jpg", 1, by_content)(0, 0, 1, 2) == 50.0f / 255);
+    CHECK(load_image(folder / "png.data", 1, by_content).dimension(2) == 2);
+    CHECK_THROWS_AS(load_image(folder / "tga.png", 1, by_content), FormatError);
+}
+
+TEST_CASE("images: BMP variants that stb would read past the end of are refused", "[images][hostile]") {
+    TempFolder folder("bmp_variants");
+    const std::string bmp = encode_bmp(std::vector<unsigned char>(4 * 4 * 3, 90), 4, 4, 3);
+    std::string rle = bmp;
+    rle.replace(30, 4, little_endian(1, 4));  // BI_RLE8
+    write_bytes(folder / "rle.bmp", rle);
+    std::string odd_header = bmp;
+    odd_header.replace(14, 4, little_endian(64, 4));
+    write_bytes(folder / "odd_header.bmp", odd_header);
+    std::string far_offset = bmp;
+    far_offset.replace(10, 4, little_endian(static_cast<std::uint32_t>(bmp.size()), 4));
+    write_bytes(folder / "far_offset.bmp", far_offset);
+    std::string zero_width = bmp;
+    zero_width.replace(18, 4, little_endian(0, 4));
+    write_bytes(folder / "zero_width.bmp", zero_width);
+    write_bytes(folder / "tiny.bmp", "BM\x10\0\0\0"s);
+    for (const char* name : {"rle.bmp", "odd_header.bmp", "far_offset.bmp", "zero_width.bmp", "tiny.bmp"}) {
+        INFO(name);
+        CHECK_THAT(message_of<FormatError>([&] { load_image(folder / name); }), Catch::Contains(name));
+    }
+    write_bytes(folder / "good.bmp", bmp);
+    CHECK(load_image(folder / "good.bmp")(0, 0, 3, 3) == 90.0f / 255);
+}
+
+TEST_CASE("images: decoder errors are FormatErrors with the decoder's reason", "[images][hostile]") {
+    TempFolder folder("reasons");
+    std::string png = constant_png(8, 8, 3);
+    png[40] = static_cast<char>(png[40] ^ 0x55);  // inside IDAT: its CRC no longer matches
+    write_bytes(folder / "bad_crc.png", png);
+    write_bytes(folder / "magic_only.png", "\x89PNG\r\n\x1a\n"s);
+    std::string jpg = encode_jpg(std::vector<unsigned char>(64 * 64, 90), 64, 64, 1);
+    jpg.erase(jpg.size() - 2);  // no end-of-image marker: libjpeg only warns, latent refuses
+    write_bytes(folder / "no_eoi.jpg", jpg);
+    for (const char* name : {"bad_crc.png", "magic_only.png", "no_eoi.jpg"}) {
+        INFO(name);
+        const std::string message = message_of<FormatError>([&] { load_image(folder / name); });
+        CHECK_THAT(message, Catch::Contains(name) && Catch::Contains("cannot decode"));
+    }
 }

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
+#include "checked.hpp"
 #include "tensor.hpp"
 
 namespace latent {
@@ -17,5 +19,12 @@ struct Size2 {
     bool operator==(const Size2& other) const { return height == other.height && width == other.width; }
     std::string str() const { return std::to_string(height) + "x" + std::to_string(width); }
 };
+
+// Both axes of a configured extent in [minimum, max_extent] (core/checked.hpp): ArgumentError
+// naming `where` and `what` otherwise.
+inline void check_extents(Size2 size, Index minimum, std::string_view where, std::string_view what) {
+    checked_extent(size.height, minimum, where, std::string(what) + " height");
+    checked_extent(size.width, minimum, where, std::string(what) + " width");
+}
 
 }  // namespace latent

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <string>
 
+#include "checked.hpp"
 #include "errors.hpp"
 
 namespace latent {
@@ -36,7 +37,15 @@ struct Shape {
     Index height = 0;
     Index width = 0;
 
-    Index size() const { return channels * height * width; }
+    // C*H*W. ShapeError for a negative axis or more than max_elements values (core/checked.hpp).
+    Index size() const {
+        Index product = 0;
+        if (channels >= 0 && height >= 0 && width >= 0 && detail::multiply_fits(channels, height, product) &&
+            detail::multiply_fits(product, width, product) && product <= max_elements)
+            return product;
+        throw ShapeError("shape " + str() + " has a negative axis or more than " + std::to_string(max_elements) +
+                         " values");
+    }
     bool operator==(const Shape& other) const {
         return channels == other.channels && height == other.height && width == other.width;
     }
@@ -47,6 +56,16 @@ struct Shape {
                std::to_string(width) + ")";
     }
 };
+
+// `shape` itself once its size() is known to be defined: ShapeError naming `where` otherwise.
+inline Shape checked_shape(const Shape& shape, const char* where) {
+    try {
+        (void)shape.size();
+    } catch (const ShapeError& error) {
+        throw ShapeError(std::string(where) + ": " + error.what());
+    }
+    return shape;
+}
 
 template <class T> Shape sample_shape(const Tensor<T>& x) {
     return {x.dimension(1), x.dimension(2), x.dimension(3)};

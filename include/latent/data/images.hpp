@@ -1,40 +1,30 @@
 // Reading images: one file into a (1, C, H, W) tensor, or a folder tree into a labelled batch.
-// Values are scaled to [0, 1] (8-bit samples / 255).
+// Values are scaled to [0, 1] (8-bit samples / 255, 16-bit / 65535, PGM/PPM / maxval).
 //
-// Decoding uses stb_image (PNG, JPEG, BMP, TGA, GIF's first frame, PSD, HDR, PIC); binary
-// PGM/PPM ("P5"/"P6") are parsed here, because stb's PNM reader neither notices a truncated file
-// nor byte-swaps 16-bit samples, and PGM is the format of common face data sets. Truncated or
-// corrupt PNG, JPEG, PGM/PPM and uncompressed BMP files give FormatError; stb does not notice
-// a truncated TGA (it reads zeros past the end), so prefer the formats above.
+// Formats: PNG (libpng), JPEG (libjpeg-turbo), binary PGM/PPM (parsed here) and uncompressed BMP
+// (stb_image after a header check); image_decoders.hpp says which checks each gets. Any other
+// content is a FormatError. Files are treated as untrusted (image_format.hpp): the format comes
+// from the content and must match the name's ending, and the header's size is checked against
+// ImageLimits (64 megapixels, 2 GiB by default) before anything is decoded.
 //
-// How stb is linked. latent includes <stb_image.h> and <stb_image_write.h> WITHOUT defining
-// STB_IMAGE_IMPLEMENTATION or STB_IMAGE_WRITE_IMPLEMENTATION: it only declares stb's functions.
-// Their compiled code comes from a library, Debian's libstb (pkg-config module "stb", -lstb),
-// which the CMake target latent::latent links. So any number of translation units can include
-// latent's image headers, and a program can also call stb itself, without duplicate symbols.
-// Without libstb, put stb_image.h and stb_image_write.h on the include path and, in exactly one
-// .cpp file of the program, write
-//     #define STB_IMAGE_IMPLEMENTATION
-//     #define STB_IMAGE_WRITE_IMPLEMENTATION
-//     #include <stb_image.h>
-//     #include <stb_image_write.h>
+// Linking. latent::latent links libpng, libjpeg and Debian's libstb (pkg-config "stb"), which
+// holds stb's compiled code once per program: latent includes <stb_image.h> and
+// <stb_image_write.h> WITHOUT STB_IMAGE_IMPLEMENTATION, so any number of translation units -- and
+// the user's own stb code -- can include latent's image headers. Without CMake, link -lpng -ljpeg
+// -lstb; without libstb, define STB_IMAGE_IMPLEMENTATION and STB_IMAGE_WRITE_IMPLEMENTATION
+// before including <stb_image.h> and <stb_image_write.h> in exactly one .cpp file of the program
 // (and do not link libstb as well). stb's global switches, such as
-// stbi_set_flip_vertically_on_load, apply to latent's reads too: leave them at their defaults.
+// stbi_set_flip_vertically_on_load, apply to latent's BMP reads too: leave them at their defaults.
 #pragma once
-
-#include <stb_image.h>
 
 #include <algorithm>
 #include <cctype>
-#include <climits>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <functional>
 #include <map>
-#include <memory>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -43,152 +33,32 @@
 #include "../core/file.hpp"
 #include "../core/tensor.hpp"
 #include "../core/threading.hpp"
+#include "image_decoders.hpp"
+#include "image_format.hpp"
 #include "resize.hpp"
 
 namespace latent {
-namespace detail {
-
-// Decoded pixels, interleaved (row by row, `channels` samples per pixel), before scaling.
-struct DecodedPixels {
-    Index width = 0;
-    Index height = 0;
-    int channels = 0;               // as requested: 1 or 3
-    std::vector<unsigned> samples;  // width * height * channels
-    double max_value = 255;         // the sample value that maps to 1.0
-};
-
-// stb's luminance for RGB -> grey, (77 r + 150 g + 29 b) >> 8, so PNM and stb files agree.
-inline unsigned luminance(unsigned red, unsigned green, unsigned blue) {
-    return (red * 77 + green * 150 + blue * 29) >> 8;
-}
-
-inline bool is_binary_pnm(const std::vector<char>& bytes) {
-    return bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6');
-}
-
-// Reads one PNM header number: skips whitespace and '#' comments to the end of their line.
-inline Index pnm_header_number(const std::vector<char>& bytes, std::size_t& at, const std::string& path,
-                               const char* what) {
-    auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
-    while (at < bytes.size() && (is_space(bytes[at]) || bytes[at] == '#')) {
-        if (bytes[at] == '#')
-            while (at < bytes.size() && bytes[at] != '\n' && bytes[at] != '\r') ++at;
-        else
-            ++at;
-    }
-    Index value = 0;
-    const std::size_t first = at;
-    while (at < bytes.size() && bytes[at] >= '0' && bytes[at] <= '9') {
-        value = value * 10 + (bytes[at] - '0');
-        if (value > (Index{1} << 24)) throw FormatError("load_image: '" + path + "': PNM " + what + " is too large");
-        ++at;
-    }
-    if (at == first) throw FormatError("load_image: '" + path + "': PNM header has no valid " + what);
-    return value;
-}
-
-// Binary PGM (P5, grey) or PPM (P6, RGB), 8-bit (maxval <= 255) or 16-bit big-endian samples.
-inline DecodedPixels decode_pnm(const std::vector<char>& bytes, int channels, const std::string& path) {
-    const int file_channels = bytes[1] == '6' ? 3 : 1;
-    std::size_t at = 2;
-    const Index width = pnm_header_number(bytes, at, path, "width");
-    const Index height = pnm_header_number(bytes, at, path, "height");
-    const Index max_value = pnm_header_number(bytes, at, path, "maxval");
-    if (width < 1 || height < 1) throw FormatError("load_image: '" + path + "': PNM image has no pixels");
-    if (max_value < 1 || max_value > 65535)
-        throw FormatError("load_image: '" + path + "': PNM maxval " + std::to_string(max_value) + " is outside 1..65535");
-    if (at >= bytes.size()) throw FormatError("load_image: '" + path + "': PNM file ends after its header");
-    if (bytes[at] != ' ' && bytes[at] != '\t' && bytes[at] != '\n' && bytes[at] != '\r')
-        throw FormatError("load_image: '" + path + "': PNM header is not followed by whitespace");
-    ++at;  // the single whitespace character between header and pixels
-    const std::size_t sample_bytes = max_value > 255 ? 2 : 1;
-    const std::size_t sample_count = static_cast<std::size_t>(width * height) * file_channels;
-    if (bytes.size() - at < sample_count * sample_bytes)
-        throw FormatError("load_image: '" + path + "': PNM file is truncated: " + std::to_string(width) + "x" +
-                          std::to_string(height) + " needs " + std::to_string(sample_count * sample_bytes) +
-                          " pixel bytes, found " + std::to_string(bytes.size() - at));
-    auto sample = [&](std::size_t i) {
-        const auto byte = [&](std::size_t k) { return static_cast<unsigned>(static_cast<unsigned char>(bytes[k])); };
-        const unsigned value = sample_bytes == 1 ? byte(at + i) : (byte(at + 2 * i) << 8) | byte(at + 2 * i + 1);
-        if (value > static_cast<unsigned>(max_value))
-            throw FormatError("load_image: '" + path + "': PNM sample " + std::to_string(value) + " exceeds maxval " +
-                              std::to_string(max_value));
-        return value;
-    };
-    DecodedPixels pixels{width, height, channels, std::vector<unsigned>(static_cast<std::size_t>(width * height) * channels),
-                         static_cast<double>(max_value)};
-    const std::size_t pixel_count = static_cast<std::size_t>(width * height);
-    for (std::size_t p = 0; p < pixel_count; ++p) {
-        if (file_channels == channels) {
-            for (int c = 0; c < channels; ++c) pixels.samples[p * channels + c] = sample(p * channels + c);
-        } else if (channels == 1) {
-            pixels.samples[p] = luminance(sample(3 * p), sample(3 * p + 1), sample(3 * p + 2));
-        } else {
-            const unsigned grey = sample(p);
-            for (int c = 0; c < 3; ++c) pixels.samples[p * 3 + c] = grey;
-        }
-    }
-    return pixels;
-}
-
-inline std::uint32_t little_endian_u32(const std::vector<char>& bytes, std::size_t at) {
-    std::uint32_t value = 0;
-    for (std::size_t k = 0; k < 4; ++k) value |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[at + k])) << (8 * k);
-    return value;
-}
-
-// stb reads past the end of a BMP as zeros instead of failing, so an uncompressed BMP's pixel
-// data length (rows padded to 4 bytes) is checked against the file size first.
-inline void check_bmp_length(const std::vector<char>& bytes, const std::string& path) {
-    if (bytes.size() < 34 || bytes[0] != 'B' || bytes[1] != 'M') return;  // stb reports it
-    const std::uint32_t header_size = little_endian_u32(bytes, 14);
-    const std::uint32_t compression = little_endian_u32(bytes, 30);
-    if (header_size < 40 || (compression != 0 && compression != 3)) return;  // OS/2 or RLE: stb's checks
-    const long long width = static_cast<std::int32_t>(little_endian_u32(bytes, 18));
-    const long long height = static_cast<std::int32_t>(little_endian_u32(bytes, 22));
-    const long long bits = static_cast<unsigned char>(bytes[28]) | (static_cast<unsigned char>(bytes[29]) << 8);
-    const long long row_bytes = (std::llabs(width) * bits + 31) / 32 * 4;
-    const long long needed = static_cast<long long>(little_endian_u32(bytes, 10)) + row_bytes * std::llabs(height);
-    if (static_cast<long long>(bytes.size()) < needed)
-        throw FormatError("load_image: '" + path + "': BMP file is truncated: needs " + std::to_string(needed) +
-                          " bytes, has " + std::to_string(bytes.size()));
-}
-
-// Everything else through stb; 16-bit PNGs keep their 16 bits.
-inline DecodedPixels decode_with_stb(const std::vector<char>& bytes, int channels, const std::string& path) {
-    if (bytes.size() > static_cast<std::size_t>(INT_MAX))
-        throw FormatError("load_image: '" + path + "': file is too large to decode (over 2 GiB)");
-    check_bmp_length(bytes, path);
-    const auto* buffer = reinterpret_cast<const stbi_uc*>(bytes.data());
-    const int length = static_cast<int>(bytes.size());
-    const bool sixteen_bit = stbi_is_16_bit_from_memory(buffer, length) != 0;
-    int width = 0, height = 0, file_channels = 0;
-    void* data = sixteen_bit
-                     ? static_cast<void*>(stbi_load_16_from_memory(buffer, length, &width, &height, &file_channels, channels))
-                     : static_cast<void*>(stbi_load_from_memory(buffer, length, &width, &height, &file_channels, channels));
-    if (data == nullptr)
-        throw FormatError("load_image: '" + path + "': cannot decode image: " + std::string(stbi_failure_reason()));
-    const std::unique_ptr<void, void (*)(void*)> owner(data, stbi_image_free);
-    const std::size_t count = static_cast<std::size_t>(width) * height * channels;
-    DecodedPixels pixels{width, height, channels, std::vector<unsigned>(count), sixteen_bit ? 65535.0 : 255.0};
-    for (std::size_t i = 0; i < count; ++i)
-        pixels.samples[i] = sixteen_bit ? static_cast<const stbi_us*>(data)[i] : static_cast<const stbi_uc*>(data)[i];
-    return pixels;
-}
-
-}  // namespace detail
 
 // One image file as a (1, channels, H, W) tensor with values in [0, 1] (sample / 255; / 65535 for
 // 16-bit files; / maxval for PGM/PPM). channels = 1 gives grey (colour converted with stb's
-// luminance, (77 R + 150 G + 29 B) >> 8), channels = 3 gives RGB (grey replicated).
-// IoError when the file cannot be read; FormatError naming the file when it cannot be decoded.
-template <class T = float> Tensor<T> load_image(const std::string& path, int channels = 1) {
+// luminance, (77 R + 150 G + 29 B) >> 8), channels = 3 gives RGB (grey replicated); alpha is
+// dropped. IoError when the file cannot be read; FormatError naming the file when it is not an
+// image latent reads, its name names another format, it exceeds `limits`, or it cannot be
+// decoded (truncated or corrupt).
+template <class T = float> Tensor<T> load_image(const std::string& path, int channels, const ImageLimits& limits) {
     detail::require(channels == 1 || channels == 3, "load_image",
                     "channels must be 1 (grey) or 3 (RGB), got " + std::to_string(channels));
-    const std::vector<char> bytes = read_file(path);
+    const std::vector<char> bytes = read_file(path, limits.max_bytes);
     if (bytes.empty()) throw FormatError("load_image: '" + path + "': image file is empty");
-    const detail::DecodedPixels pixels = detail::is_binary_pnm(bytes) ? detail::decode_pnm(bytes, channels, path)
-                                                                       : detail::decode_with_stb(bytes, channels, path);
+    const detail::PixelBudget budget{limits.max_pixels, limits.max_bytes, bytes.size(),
+                                     static_cast<std::uint64_t>(channels), sizeof(T)};
+    detail::DecodedPixels pixels;
+    switch (detail::choose_image_format(bytes, path, limits)) {
+        case ImageFormat::Png: pixels = detail::decode_png(bytes, channels, path, budget); break;
+        case ImageFormat::Jpeg: pixels = detail::decode_jpeg(bytes, channels, path, budget); break;
+        case ImageFormat::Bmp: pixels = detail::decode_bmp(bytes, channels, path, budget); break;
+        default: pixels = detail::decode_pnm(bytes, channels, path, budget); break;  // PGM/PPM
+    }
     Tensor<T> image(1, channels, pixels.height, pixels.width);
     const T scale = static_cast<T>(pixels.max_value);
     for (int c = 0; c < channels; ++c)
@@ -196,6 +66,11 @@ template <class T = float> Tensor<T> load_image(const std::string& path, int cha
             for (Index x = 0; x < pixels.width; ++x)
                 image(0, c, y, x) = static_cast<T>(pixels.samples[(y * pixels.width + x) * channels + c]) / scale;
     return image;
+}
+
+// load_image with the default ImageLimits.
+template <class T = float> Tensor<T> load_image(const std::string& path, int channels = 1) {
+    return load_image<T>(path, channels, ImageLimits());
 }
 
 // How load_image_folder reads a folder tree.
@@ -210,6 +85,7 @@ struct ImageFolderOptions {
     // Optional: only files whose path relative to the folder ('/'-separated, e.g. "s1/3.pgm")
     // passes this test are read. Empty = every image file.
     std::function<bool(const std::string& relative_path)> filter;
+    ImageLimits limits;  // applied to each file
 };
 
 // A labelled batch read from a folder tree.
@@ -339,13 +215,14 @@ ImageFolder<T> load_image_folder(const std::string& folder, const ImageFolderOpt
 
     const bool resizing = options.height > 0;
     auto read = [&](std::size_t i) {
-        Tensor<T> image = load_image<T>(result.paths[i], options.channels);
+        Tensor<T> image = load_image<T>(result.paths[i], options.channels, options.limits);
         if (resizing) image = latent::resize(image, options.height, options.width, options.resize);
         return image;
     };
     const Tensor<T> first = read(0);
     const Shape shape = sample_shape(first);
     const Index count = static_cast<Index>(files.size());
+    checked_product({count, shape.size()}, "load_image_folder: the batch (images x values)");
     result.images = Tensor<T>(count, shape.channels, shape.height, shape.width);
     std::copy(first.data(), first.data() + shape.size(), result.images.data());
 

@@ -4,11 +4,14 @@
 // uint16 header length, then a Python dict literal such as
 //   {'descr': '<f4', 'fortran_order': False, 'shape': (60000, 1, 28, 28), }
 // padded with spaces and ended by '\n' so that the data starts at a multiple of 64 bytes, then
-// the values in C order as little-endian float32 ('<f4') or float64 ('<f8').
+// the values in C order, little-endian: float32 ('<f4') or float64 ('<f8') for tensors and
+// matrices, the matching integer type ('|u1', '<i4', '<i8', ...) for a vector of integers.
 //
 // load_npy reads such files -- versions 1.0, 2.0 and 3.0 with descr '<f4' or '<f8', C order --
 // and throws FormatError naming the file for anything else (wrong magic, other dtypes, Fortran
-// order, truncated or excess data).
+// order, truncated or excess data). Every size in the header is checked before anything is
+// allocated: the product of the non-zero dimensions must be at most max_elements
+// (core/checked.hpp), also for an array with a zero dimension, and the data must fill the file.
 #pragma once
 
 #include <algorithm>
@@ -21,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "../core/checked.hpp"
 #include "../core/errors.hpp"
 #include "../core/file.hpp"
 #include "../core/tensor.hpp"
@@ -39,10 +43,14 @@ inline bool host_is_little_endian() {
     return first_byte == 1;
 }
 
-template <class T> const char* npy_descr() {
-    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                  "npy files are written as float32 or float64");
-    return std::is_same_v<T, float> ? "<f4" : "<f8";
+// NumPy's name of T: '<f4', '<f8', or '|u1', '|i1', '<u2', ... '<i8' for integers.
+template <class T> std::string npy_descr() {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> ||
+                      (std::is_integral_v<T> && !std::is_same_v<T, bool> && sizeof(T) <= 8),
+                  "npy files are written as float32, float64 or integers of 1 to 8 bytes");
+    if constexpr (std::is_floating_point_v<T>) return std::is_same_v<T, float> ? "<f4" : "<f8";
+    const char order = sizeof(T) == 1 ? '|' : '<';
+    return std::string(1, order) + (std::is_signed_v<T> ? 'i' : 'u') + std::to_string(sizeof(T));
 }
 
 // "(60000, 1, 28, 28)"; a one-element tuple keeps its comma: "(5,)".
@@ -53,8 +61,8 @@ inline std::string npy_shape_text(const std::vector<Index>& shape) {
 }
 
 // Magic, version 1.0, header length and the padded dict: everything before the data.
-inline std::string npy_header(const char* descr, const std::vector<Index>& shape) {
-    std::string dict = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " +
+inline std::string npy_header(const std::string& descr, const std::vector<Index>& shape) {
+    std::string dict = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " +
                        npy_shape_text(shape) + ", }";
     const std::size_t prefix = npy_magic_size + 2 + 2;  // magic, version, uint16 header length
     const std::size_t unpadded = prefix + dict.size() + 1;  // + the closing '\n'
@@ -220,6 +228,21 @@ inline NpyHeader read_npy_header(const std::vector<char>& file, const std::strin
     return header;
 }
 
+// The number of values of `shape`. FormatError when the product of its non-zero dimensions
+// exceeds max_elements: an empty array with absurd dimensions is refused like a full one.
+inline std::uint64_t npy_element_count(const std::vector<Index>& shape, const std::string& path) {
+    Index nonzero = 1;
+    bool empty = false;
+    for (const Index dimension : shape) {
+        empty = empty || dimension == 0;
+        nonzero = checked_multiply<FormatError>(nonzero, std::max<Index>(dimension, 1), "'" + path + "': .npy shape");
+        if (nonzero > max_elements)
+            throw FormatError("'" + path + "': .npy shape " + npy_shape_text(shape) + " has more than " +
+                              std::to_string(max_elements) + " values (or would if its zero dimensions grew)");
+    }
+    return empty ? 0 : static_cast<std::uint64_t>(nonzero);
+}
+
 // Reads an .npy file of '<f4' or '<f8' values in C order into `values` (converted to T).
 template <class T>
 std::vector<Index> read_npy(const std::string& path, std::vector<T>& values) {
@@ -232,12 +255,7 @@ std::vector<Index> read_npy(const std::string& path, std::vector<T>& values) {
     if (header.fortran_order)
         throw FormatError(where + ".npy data in Fortran order is not supported (C order only)");
     const std::size_t item_size = header.descr == "<f4" ? 4 : 8;
-    std::uint64_t count = 1;
-    for (const Index dimension : header.shape) {
-        if (dimension != 0 && count > (std::uint64_t{1} << 56) / static_cast<std::uint64_t>(dimension))
-            throw FormatError(where + "shape " + npy_shape_text(header.shape) + " is too large");
-        count *= static_cast<std::uint64_t>(dimension);
-    }
+    const std::uint64_t count = npy_element_count(header.shape, path);
     const std::uint64_t expected = count * item_size, actual = file.size() - header.data_offset;
     if (actual != expected)
         throw FormatError(where + (actual < expected ? "truncated" : "extra bytes") + ": shape " +
@@ -278,6 +296,21 @@ template <class Derived> void save_npy(const std::string& path, const Eigen::Mat
     using T = typename Derived::Scalar;
     const Matrix<T> row_major = matrix;  // C order, whatever the storage order of `matrix`
     detail::write_npy(path, row_major.data(), row_major.size(), {row_major.rows(), row_major.cols()});
+}
+
+// Writes a vector of integers -- e.g. labels -- as a 1-D array of the same integer type
+// (uint8 '|u1', int32 '<i4', int64 '<i8', ...), atomically.
+template <class Int, class = std::enable_if_t<std::is_integral_v<Int>>>
+void save_npy(const std::string& path, const std::vector<Int>& values) {
+    detail::write_npy(path, values.data(), static_cast<Index>(values.size()), {static_cast<Index>(values.size())});
+}
+
+// Writes a tensor as an (N, C*H*W) array, one row per sample, atomically: codes of shape
+// (N, D, 1, 1) become the (N, D) matrix NumPy users expect.
+template <class T> void save_npy_rows(const std::string& path, const Tensor<T>& tensor) {
+    const Index rows = tensor.dimension(0);
+    const Index columns = sample_shape(tensor).size();
+    detail::write_npy(path, tensor.data(), tensor.size(), {rows, columns});
 }
 
 // Reads an .npy array of 1 to 4 dimensions as a tensor; missing trailing dimensions are 1, so a

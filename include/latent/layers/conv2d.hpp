@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/checked.hpp"
 #include "../core/gemm.hpp"
 #include "../core/scratch.hpp"
 #include "../core/threading.hpp"
@@ -193,6 +194,9 @@ public:
                         "kernel must be at least 1x1, got " + kernel.str());
         detail::require(stride.height >= 1 && stride.width >= 1, "Conv2D",
                         "stride must be at least 1x1, got " + stride.str());
+        checked_extent(filters, 1, "Conv2D", "filters");
+        check_extents(kernel, 1, "Conv2D", "kernel");
+        check_extents(stride, 1, "Conv2D", "stride");
     }
 
     Shape output_shape(const Shape& input) const {
@@ -204,13 +208,14 @@ public:
                              input.str() +
                              " with valid padding (use padding same or a smaller kernel)");
         const ConvGeometry geometry = conv_geometry(input, kernel_, stride_, padding_);
-        return {filters_, geometry.output_height, geometry.output_width};
+        return checked_shape({filters_, geometry.output_height, geometry.output_width}, "Conv2D: output");
     }
 
     // weight is (F, C, kh, kw) as in PyTorch, held as an (F, C*kh*kw) matrix whose columns match
     // the rows of im2col. Keras's fans: fan_in = C*kh*kw, fan_out = F*kh*kw.
     void build(const Shape& input, Rng& rng) {
-        const Index taps = input.channels * kernel_.height * kernel_.width;
+        const Index taps = checked_product({input.channels, kernel_.height, kernel_.width}, "Conv2D: kernel taps");
+        checked_product({filters_, taps}, "Conv2D: weights (filters x taps)");
         weight_.resize(filters_, taps);
         grad_weight_ = Matrix<T>::Zero(filters_, taps);
         initialize(init_, weight_.data(), weight_.size(), taps,

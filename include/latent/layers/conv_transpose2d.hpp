@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/checked.hpp"
 #include "../core/gemm.hpp"
 #include "../core/threading.hpp"
 #include "im2col.hpp"
@@ -30,12 +31,14 @@ namespace latent {
 // comes back from a stride-2 Same convolution with output_padding 0: 8 -> 15 for kernel 3.
 inline Index conv_transpose_output_size(Index in, Index kernel, Index stride, Padding padding,
                                         std::optional<Index> output_padding) {
-    if (!output_padding)
-        return padding == Padding::Same ? in * stride
-                                        : in * stride + std::max<Index>(kernel - stride, 0);
-    if (padding == Padding::Same)
-        return (in - 1) * stride + kernel - 2 * (kernel / 2) + *output_padding;
-    return (in - 1) * stride + kernel + *output_padding;
+    const char* what = "ConvTranspose2D output size";
+    if (!output_padding) {
+        const Index spread = checked_multiply(in, stride, what);
+        return padding == Padding::Same ? spread : checked_add(spread, std::max<Index>(kernel - stride, 0), what);
+    }
+    const Index spread = checked_multiply(in - 1, stride, what);
+    const Index kept = padding == Padding::Same ? kernel - 2 * (kernel / 2) : kernel;
+    return checked_add(checked_add(spread, kept, what), *output_padding, what);
 }
 
 template <class T = float> class ConvTranspose2D {
@@ -64,6 +67,9 @@ public:
                         "kernel must be at least 1x1, got " + kernel.str());
         detail::require(stride.height >= 1 && stride.width >= 1, where,
                         "stride must be at least 1x1, got " + stride.str());
+        checked_extent(filters, 1, where, "filters");
+        check_extents(kernel, 1, where, "kernel");
+        check_extents(stride, 1, where, "stride");
         detail::require(!output_padding ||
                             (output_padding->height >= 0 && output_padding->height < stride.height &&
                              output_padding->width >= 0 && output_padding->width < stride.width),
@@ -75,17 +81,19 @@ public:
     Shape output_shape(const Shape& input) const {
         if (input.size() < 1)
             throw ShapeError("ConvTranspose2D: input shape " + input.str() + " has no elements");
-        return {filters_,
-                conv_transpose_output_size(input.height, kernel_.height, stride_.height, padding_,
-                                           padding_along(&Size2::height)),
-                conv_transpose_output_size(input.width, kernel_.width, stride_.width, padding_,
-                                           padding_along(&Size2::width))};
+        return checked_shape({filters_,
+                              conv_transpose_output_size(input.height, kernel_.height, stride_.height, padding_,
+                                                         padding_along(&Size2::height)),
+                              conv_transpose_output_size(input.width, kernel_.width, stride_.width, padding_,
+                                                         padding_along(&Size2::width))},
+                             "ConvTranspose2D: output");
     }
 
     // weight is (C, F, kh, kw) as in PyTorch, held as a (C, F*kh*kw) matrix: row c holds what
     // input channel c scatters. Keras's fans: fan_in = F*kh*kw, fan_out = C*kh*kw.
     void build(const Shape& input, Rng& rng) {
-        const Index taps = filters_ * kernel_.height * kernel_.width;
+        const Index taps = checked_product({filters_, kernel_.height, kernel_.width}, "ConvTranspose2D: kernel taps");
+        checked_product({input.channels, taps}, "ConvTranspose2D: weights (channels x taps)");
         weight_.resize(input.channels, taps);
         grad_weight_ = Matrix<T>::Zero(input.channels, taps);
         initialize(init_, weight_.data(), weight_.size(), taps,

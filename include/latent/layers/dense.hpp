@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/checked.hpp"
 #include "../core/gemm.hpp"
 #include "../core/threading.hpp"
 #include "layer.hpp"
@@ -23,6 +24,7 @@ public:
     explicit Dense(Index units, Init init = Init::GlorotUniform, bool use_bias = true)
         : units_(units), init_(init), use_bias_(use_bias) {
         detail::require(units >= 1, "Dense", "units must be >= 1, got " + std::to_string(units));
+        checked_extent(units, 1, "Dense", "units");
     }
 
     Shape output_shape(const Shape& input) const {
@@ -34,6 +36,7 @@ public:
     // weight is (units, inputs) as in PyTorch; fan_in = inputs, fan_out = units.
     void build(const Shape& input, Rng& rng) {
         const Index inputs = input.size();
+        checked_product({units_, inputs}, "Dense: weights (units x inputs)");
         weight_.resize(units_, inputs);
         grad_weight_ = Matrix<T>::Zero(units_, inputs);
         initialize(init_, weight_.data(), weight_.size(), inputs, units_, rng);

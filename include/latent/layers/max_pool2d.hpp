@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/checked.hpp"
 #include "../core/threading.hpp"
 #include "layer.hpp"
 #include "padding.hpp"
@@ -33,12 +34,14 @@ public:
                         "pool must be >= 1 along both axes, got " + pool.str());
         detail::require(stride.height >= 0 && stride.width >= 0, "MaxPool2D",
                         "stride must be >= 1 along both axes (0 = pool size), got " + stride.str());
+        check_extents(pool, 1, "MaxPool2D", "pool");
+        check_extents(stride, 0, "MaxPool2D", "stride");
     }
 
     Shape output_shape(const Shape& input) const {
         const Shape output{input.channels, out_size(input.height, pool_.height, stride_.height),
                            out_size(input.width, pool_.width, stride_.width)};
-        if (input.size() < 1 || output.size() < 1)
+        if (input.size() < 1 || checked_shape(output, "MaxPool2D: output").size() < 1)
             throw ShapeError(std::string("MaxPool2D: pool ") + pool_.str() + " with " +
                              padding_name(padding_) + " padding does not fit input " + input.str() +
                              " (output would be " + output.str() + ")");

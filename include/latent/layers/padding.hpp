@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <string>
 
+#include "../core/checked.hpp"
 #include "../core/errors.hpp"
 #include "../core/size2.hpp"
 #include "../core/tensor.hpp"
@@ -23,17 +24,20 @@ inline Padding padding_from_name(const std::string& name) {
     throw FormatError("unknown padding '" + name + "' (expected 'same' or 'valid')");
 }
 
-// Output length along one axis; 0 when a Valid window does not fit.
+// Output length along one axis; 0 when a Valid window does not fit. Needs in >= 0, kernel >= 1
+// and stride >= 1; ShapeError when the arithmetic would overflow.
 inline Index window_output_size(Index in, Index kernel, Index stride, Padding padding) {
-    if (padding == Padding::Same) return (in + stride - 1) / stride;
+    if (padding == Padding::Same) return checked_add(in, stride - 1, "window output size") / stride;
     return in >= kernel ? (in - kernel) / stride + 1 : 0;
 }
 
-// Padding before the first element along one axis (top or left).
+// Padding before the first element along one axis (top or left); ShapeError on overflow.
 inline Index window_pad_before(Index in, Index kernel, Index stride, Padding padding) {
     if (padding == Padding::Valid) return 0;
     const Index out = window_output_size(in, kernel, stride, padding);
-    return std::max<Index>((out - 1) * stride + kernel - in, 0) / 2;
+    if (out < 1) return 0;
+    const Index covered = checked_add(checked_multiply(out - 1, stride, "window padding"), kernel, "window padding");
+    return std::max<Index>(covered - in, 0) / 2;
 }
 
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <string>
 
+#include "../core/checked.hpp"
 #include "layer.hpp"
 
 namespace latent {
@@ -47,6 +48,7 @@ public:
     explicit Reshape(Shape target) : target_(target) {
         detail::require(target.channels >= 1 && target.height >= 1 && target.width >= 1, "Reshape",
                         "target shape must be >= 1 along every axis, got " + target.str());
+        checked_product<ArgumentError>({target.channels, target.height, target.width}, "Reshape: target shape");
     }
 
     Shape output_shape(const Shape& input) const {

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "../core/checked.hpp"
 #include "../core/threading.hpp"
 #include "layer.hpp"
 #include "padding.hpp"
@@ -43,12 +44,16 @@ public:
         : factor_(factor), mode_(mode) {
         detail::require(factor.height >= 1 && factor.width >= 1, "UpSample2D",
                         "factor must be >= 1 along both axes, got " + factor.str());
+        check_extents(factor, 1, "UpSample2D", "factor");
     }
 
     Shape output_shape(const Shape& input) const {
         if (input.size() < 1)
             throw ShapeError("UpSample2D: input shape " + input.str() + " has no elements");
-        return {input.channels, input.height * factor_.height, input.width * factor_.width};
+        const char* what = "UpSample2D output size";
+        return checked_shape({input.channels, checked_multiply(input.height, factor_.height, what),
+                              checked_multiply(input.width, factor_.width, what)},
+                             "UpSample2D: output");
     }
 
     // forward: nearest  y[oh, ow] = x[oh / fh, ow / fw]
