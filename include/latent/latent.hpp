@@ -32,10 +32,14 @@
 
 #include "io/serialize.hpp"
 
+#include "data/anomaly.hpp"
 #include "data/corruption.hpp"
+#include "data/csv.hpp"
+#include "data/detection_metrics.hpp"
 #include "data/idx.hpp"
 #include "data/image_writer.hpp"
 #include "data/images.hpp"
 #include "data/metrics.hpp"
 #include "data/npy.hpp"
 #include "data/resize.hpp"
+#include "data/scalers.hpp"
