@@ -41,6 +41,7 @@ namespace latent {
 class CsvColumn {
 public:
     CsvColumn(Index index) : index_(index) {}
+    CsvColumn(int index) : index_(index) {}  // a literal 0 is an index, not a null name
     CsvColumn(std::string name) : name_(std::move(name)) {}
     CsvColumn(const char* name) : name_(name) {}
 
