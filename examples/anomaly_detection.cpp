@@ -121,16 +121,17 @@ void print_protocol(const Settings& settings, const Data& data, const std::strin
               << "  training: MSE, Adam lr " << learning_rate << ", " << common.epochs << " epochs, batch "
               << common.batch << ", shuffled; the model after the last epoch is scored (no model selection)\n"
               << "  seeds: run k = 0.." << settings.seeds - 1 << " uses seed " << common.seed
-              << " + k; class c's weights and shuffling draw from derive_seed(seed + k, c)\n";
+              << " + k; class c's weights and shuffling draw from derive_seed(seed + k, c)\n"
+              << "  summary: per class the mean over seeds; mean_auroc and std_auroc (n - 1) over all "
+              << classes * settings.seeds << " (class, seed) AUROCs\n";
 }
 
 struct ClassRun {
-    double auroc = 0, average_precision = 0;
+    double auroc = 0, average_precision = 0, train_seconds = 0;
     std::vector<double> scores;
 };
 
-ClassRun run_class(const Settings& settings, const Data& data, int c, std::uint64_t seed, double learning_rate,
-                   double& train_seconds) {
+ClassRun run_class(const Settings& settings, const Data& data, int c, std::uint64_t seed, double learning_rate) {
     const example::Images normal = example::gather(data.train.images, indices_of_class(data.train.labels, c));
     if (normal.dimension(0) == 0)
         throw example::DataError("no training images of class " + std::to_string(c) + " (raise --train-limit)");
@@ -143,8 +144,8 @@ ClassRun run_class(const Settings& settings, const Data& data, int c, std::uint6
     Adam<float> adam(learning_rate);
     const example::Stopwatch clock;
     model.fit(normal, normal, MeanSquaredError<float>(), adam, fit);
-    train_seconds += clock.seconds();
     ClassRun run;
+    run.train_seconds = clock.seconds();
     run.scores = reconstruction_errors(model, data.test.images);
     const std::vector<int> labels = anomaly_labels(data.test.labels, c);
     run.auroc = roc_auc(labels, run.scores);
@@ -212,7 +213,8 @@ int run(int argc, char** argv) {
     for (int k = 0; k < settings.seeds; ++k)
         for (int c = 0; c < classes; ++c) {
             const std::uint64_t seed = derive_seed(options.seed + static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(c));
-            runs[c].push_back(run_class(settings, data, c, seed, learning_rate, train_seconds));
+            runs[c].push_back(run_class(settings, data, c, seed, learning_rate));
+            train_seconds += runs[c].back().train_seconds;
             if (!options.quiet)
                 std::cout << "seed " << options.seed + k << " class " << c << ": auroc "
                           << example::number(runs[c].back().auroc, 4) << " (" << example::number(train_seconds, 1)

@@ -5,8 +5,8 @@
 //
 // The format read:
 //   * lines end in "\n" or "\r\n"; blank lines are skipped; a UTF-8 byte-order mark is ignored;
-//   * `skip_lines` lines are ignored first (a file whose first line is not a header), then,
-//     with `header`, one line names the columns;
+//   * the first `skip_lines` non-blank lines are ignored (a file whose first line is not a
+//     header), then, with `header`, the next line names the columns;
 //   * fields are separated by `delimiter`; a field may be quoted ("a, b"; "" is one quote), but a
 //     quoted field cannot span lines; spaces and tabs around a field are ignored;
 //   * every row has as many fields as the header (or, without a header, as the first row);
@@ -65,7 +65,7 @@ enum class MissingValues {
 struct CsvOptions {
     char delimiter = ',';
     bool header = true;                // the first line read names the columns
-    Index skip_lines = 0;              // lines ignored before the header (or the first row)
+    Index skip_lines = 0;              // non-blank lines ignored before the header (or the first row)
     std::vector<CsvColumn> features;   // empty: every column but the label, in file order
     std::optional<CsvColumn> label;    // none: the table has no label column
     MissingValues missing = MissingValues::error;
