@@ -108,22 +108,21 @@ double parse_learning_rate(const std::string& text) {
 
 void print_protocol(const Settings& settings, const Data& data, const std::string& folder, double learning_rate) {
     const auto& common = settings.common;
+    const Autoencoder<float> model = build_model(settings.code, 0);
     std::cout << "Protocol (one-class, Ruff et al. 2018): data '" << folder << "', " << data.train.images.dimension(0)
               << " training and " << data.test.images.dimension(0) << " test images\n"
               << "  preprocessing: pixels / 255 in [0, 1], nothing else\n"
               << "  for each class c: train on the training images of class c only; score all test images by\n"
               << "  the mean squared error of their reconstruction; AUROC and average precision of\n"
               << "  'not c' (positive = anomaly) against 'c'\n"
-              << "  network: Conv2D(16,3x3,same) ReLU MaxPool(2) Conv2D(8,3x3,same) ReLU MaxPool(2) Dense("
-              << settings.code << ")\n"
-              << "           | Dense(392) ReLU Reshape(8,7,7) UpSample(2) Conv2D(16,3x3) ReLU UpSample(2) "
-                 "Conv2D(1,3x3) Sigmoid\n"
+              << "  network: the autoencoder below (weights differ per class and seed)\n"
               << "  training: MSE, Adam lr " << learning_rate << ", " << common.epochs << " epochs, batch "
               << common.batch << ", shuffled; the model after the last epoch is scored (no model selection)\n"
               << "  seeds: run k = 0.." << settings.seeds - 1 << " uses seed " << common.seed
               << " + k; class c's weights and shuffling draw from derive_seed(seed + k, c)\n"
               << "  summary: per class the mean over seeds; mean_auroc and std_auroc (n - 1) over all "
               << classes * settings.seeds << " (class, seed) AUROCs\n";
+    model.summary(std::cout);
 }
 
 struct ClassRun {

@@ -252,6 +252,7 @@ int run(int argc, char** argv) {
     const example::Images anomalies = scaler.transform(example::gather(table.samples, split.anomalies));
 
     Autoencoder<float> model = build_model(features, settings);
+    model.summary(std::cout);
     FitOptions<float> fit;
     fit.epochs = settings.epochs;
     fit.batch_size = settings.batch;
