@@ -78,10 +78,12 @@ public:
         position_ += count * sizeof(T);
         return values;
     }
-    template <class T> void skip_array(const char* what) {
+    // Skips an array written by BinaryWriter::array; returns its length.
+    template <class T> std::uint64_t skip_array(const char* what) {
         const std::uint64_t count = u64(what);
         need_elements(count, sizeof(T), what);
         position_ += count * sizeof(T);
+        return count;
     }
     // A count of items that each take at least `min_item_bytes`: checked against what remains.
     std::uint64_t count(const char* what, std::uint64_t min_item_bytes) {

@@ -111,31 +111,41 @@ template <class T> struct PayloadReader {
     const Registry<T>& registry;
 };
 
-// Skips (first pass) or reads into `arrays` (second pass) one layer's named arrays: its
-// parameters or its buffers, which must match the rebuilt layer's, name for name.
-template <class T, class Arrays>
-void read_arrays_of_layer(BinaryReader& in, const Sequential<T>* model, Index layer, const Arrays* arrays,
-                          const std::vector<Index>* owners, std::size_t& next, const char* what) {
+// Skips one layer's named arrays (its parameters or its buffers) and returns how many values
+// they hold.
+template <class T> std::uint64_t skip_arrays_of_layer(BinaryReader& in, const char* what) {
     const auto count = in.count(what, 12);
+    std::uint64_t values = 0;
     for (std::uint64_t a = 0; a < count; ++a) {
-        const std::string name = in.string("array name");
-        if (arrays == nullptr) {
-            in.template skip_array<T>("array values");
-            continue;
-        }
-        const std::string layer_name = model->layer_name(layer);
-        if (next >= arrays->size() || (*owners)[next] != layer || (*arrays)[next].name != name)
-            throw FormatError(in.context() + ": " + layer_name + " has no " + what + " '" + name +
-                              "' in this order (the file does not match the layer's definition)");
-        in.array_into((*arrays)[next].value, static_cast<std::uint64_t>((*arrays)[next].size), layer_name + " " + name);
-        ++next;
+        in.string("array name");
+        values += in.template skip_array<T>("array values");  // each bounded by the file's size
     }
-    if (arrays != nullptr && next < arrays->size() && (*owners)[next] == layer)
-        throw FormatError(in.context() + ": " + model->layer_name(layer) + " is missing " + what + " '" +
-                          (*arrays)[next].name + "'");
+    return values;
 }
 
-// Rebuilds a Sequential for `input` from its layer list, then reads the weights into it.
+// Reads one layer's named arrays into `arrays` (the model's parameters or buffers, with their
+// owning layers), which must match the rebuilt layer's, name for name.
+template <class T, class Arrays>
+void read_arrays_of_layer(BinaryReader& in, const Sequential<T>& model, Index layer, const Arrays& arrays,
+                          const std::vector<Index>& owners, std::size_t& next, const char* what) {
+    const auto count = in.count(what, 12);
+    const std::string layer_name = model.layer_name(layer);
+    for (std::uint64_t a = 0; a < count; ++a) {
+        const std::string name = in.string("array name");
+        if (next >= arrays.size() || owners[next] != layer || arrays[next].name != name)
+            throw FormatError(in.context() + ": " + layer_name + " has no " + what + " '" + name +
+                              "' in this order (the file does not match the layer's definition)");
+        in.array_into(arrays[next].value, static_cast<std::uint64_t>(arrays[next].size), layer_name + " " + name);
+        ++next;
+    }
+    if (next < arrays.size() && owners[next] == layer)
+        throw FormatError(in.context() + ": " + layer_name + " is missing " + what + " '" + arrays[next].name + "'");
+}
+
+// Rebuilds a Sequential for `input` from its layer list, then reads the weights into it. The
+// whole configuration is checked against the file before any layer allocates: every layer's
+// shape, and the parameter values its configuration implies against the values the file holds
+// for it (a small file cannot make the loader allocate what a large layer would need).
 template <class T> Sequential<T> read_sequential(PayloadReader<T>& file, const Shape& input) {
     BinaryReader& in = file.in;
     const bool has_versions = file.version >= 2;
@@ -143,19 +153,29 @@ template <class T> Sequential<T> read_sequential(PayloadReader<T>& file, const S
     const auto layer_count = in.count("layer count", 12);
     if (layer_count == 0) throw FormatError(in.context() + ": a model with no layers");
     BinaryReader layers = in;  // first pass: architecture only
-    std::size_t unused = 0;
+    Shape shape = input;
     for (std::uint64_t i = 0; i < layer_count; ++i) {
         const std::string type = layers.string("layer type");
         const std::uint32_t version = has_versions ? layers.u32("layer version") : 1;
         Layer<T> layer = file.registry.create_layer(type, read_config(layers));
+        const std::string name = "layer " + std::to_string(i + 1) + " (" + type + ")";
         if (version > static_cast<std::uint32_t>(layer.version()) || version == 0)
-            throw FormatError(in.context() + ": layer " + std::to_string(i + 1) + " (" + type + ") is stored in version " +
-                              std::to_string(version) + " of its format; this library reads up to version " +
-                              std::to_string(layer.version()) + " (update latent)");
+            throw FormatError(in.context() + ": " + name + " is stored in version " + std::to_string(version) +
+                              " of its format; this library reads up to version " + std::to_string(layer.version()) +
+                              " (update latent)");
+        const std::uint64_t stored = skip_arrays_of_layer<T>(layers, "parameter");
+        if (has_versions) skip_arrays_of_layer<T>(layers, "buffer");
+        try {
+            const std::optional<Index> expected = layer.parameter_values(shape);
+            if (expected && static_cast<std::uint64_t>(*expected) != stored)
+                throw FormatError(in.context() + ": " + name + " on input " + shape.str() + " has " +
+                                  std::to_string(*expected) + " parameter values, the file holds " +
+                                  std::to_string(stored));
+            shape = layer.output_shape(shape);
+        } catch (const ShapeError& error) {
+            throw FormatError(in.context() + ": " + name + " does not fit its input " + shape.str() + ": " + error.what());
+        }
         model.add(std::move(layer));
-        read_arrays_of_layer<T, std::vector<Parameter<T>>>(layers, nullptr, 0, nullptr, nullptr, unused, "parameter");
-        if (has_versions)
-            read_arrays_of_layer<T, std::vector<Buffer<T>>>(layers, nullptr, 0, nullptr, nullptr, unused, "buffer");
     }
     model.build(input);
     // Second pass: the weights and buffers, checked against what the rebuilt layers expect.
@@ -165,10 +185,9 @@ template <class T> Sequential<T> read_sequential(PayloadReader<T>& file, const S
         if (has_versions) in.u32("layer version");
         read_config(in);
         const auto layer = static_cast<Index>(i);
-        read_arrays_of_layer(in, &model, layer, &model.parameters(), &model.parameter_layers(), next_parameter,
-                             "parameter");
+        read_arrays_of_layer(in, model, layer, model.parameters(), model.parameter_layers(), next_parameter, "parameter");
         if (has_versions)
-            read_arrays_of_layer(in, &model, layer, &model.buffers(), &model.buffer_layers(), next_buffer, "buffer");
+            read_arrays_of_layer(in, model, layer, model.buffers(), model.buffer_layers(), next_buffer, "buffer");
         else if (next_buffer < model.buffers().size() && model.buffer_layers()[next_buffer] == layer)
             throw FormatError(in.context() + ": " + model.layer_name(layer) + " needs buffer '" +
                               model.buffers()[next_buffer].name + "', which format version 1 files do not hold");

@@ -113,6 +113,9 @@ public:
         });
     }
 
+    // weight and bias, one per feature (or channel)
+    Index parameter_values(const Shape& input) const { return 2 * (PerChannel ? input.channels : input.size()); }
+
     std::vector<Parameter<T>> parameters() {
         return {{"weight", weight_.data(), grad_weight_.data(), weight_.size()},
                 {"bias", bias_.data(), grad_bias_.data(), bias_.size()}};

@@ -77,6 +77,7 @@ public:
     }
 
     std::vector<Parameter<T>> parameters() { return dense_.parameters(); }
+    Index parameter_values(const Shape& input) const { return dense_.parameter_values(input); }
 
     std::string term() const { return term_.name; }
     double term_value() const { return term_.value; }

@@ -291,6 +291,12 @@ public:
         add_partial_gradients(g, chunks);
     }
 
+    // weight (F x C*kh*kw) and bias (F)
+    Index parameter_values(const Shape& input) const {
+        return checked_product({filters_, input.channels, kernel_.height, kernel_.width}, "Conv2D: weights") +
+               (use_bias_ ? filters_ : 0);
+    }
+
     std::vector<Parameter<T>> parameters() {
         std::vector<Parameter<T>> list{
             {"weight", weight_.data(), grad_weight_.data(), weight_.size()}};

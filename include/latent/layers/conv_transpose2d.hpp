@@ -163,6 +163,12 @@ public:
         }
     }
 
+    // weight (C x F*kh*kw) and bias (F)
+    Index parameter_values(const Shape& input) const {
+        return checked_product({input.channels, filters_, kernel_.height, kernel_.width}, "ConvTranspose2D: weights") +
+               (use_bias_ ? filters_ : 0);
+    }
+
     std::vector<Parameter<T>> parameters() {
         std::vector<Parameter<T>> list{
             {"weight", weight_.data(), grad_weight_.data(), weight_.size()}};

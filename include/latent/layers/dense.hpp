@@ -106,6 +106,11 @@ public:
         });
     }
 
+    // weight (units x inputs) and bias (units)
+    Index parameter_values(const Shape& input) const {
+        return checked_product({units_, input.size()}, "Dense: weights (units x inputs)") + (use_bias_ ? units_ : 0);
+    }
+
     std::vector<Parameter<T>> parameters() {
         std::vector<Parameter<T>> list{{"weight", weight_.data(), grad_weight_.data(), weight_.size()}};
         if (use_bias_) list.push_back({"bias", bias_.data(), grad_bias_.data(), bias_.size()});

@@ -17,6 +17,9 @@
 //   std::vector<Parameter<T>> parameters();     // value + gradient views, stable after build
 //   std::vector<Buffer<T>> buffers();           // state saved with the weights but not trained
 //                                               // (BatchNorm's running statistics)
+//   Index parameter_values(const Shape& input) const;   // how many parameter values build(input)
+//                                               // creates, without allocating: a loader checks a
+//                                               // file against it before building the model
 //   Config config() const;  static L from_config(const Config&);   // for save/load
 //   static constexpr int version = 1;           // of config + parameters + buffers in files;
 //                                               // a file with a newer one is refused by name
@@ -48,6 +51,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -84,6 +88,8 @@ namespace detail {
 template <class L> using build_op = decltype(std::declval<L&>().build(std::declval<const Shape&>(), std::declval<Rng&>()));
 template <class L> using parameters_op = decltype(std::declval<L&>().parameters());
 template <class L> using buffers_op = decltype(std::declval<L&>().buffers());
+template <class L>
+using parameter_values_op = decltype(Index{std::declval<const L&>().parameter_values(std::declval<const Shape&>())});
 template <class L> using version_op = decltype(int{L::version});
 template <class L> using in_place_op = decltype(bool{std::declval<const L&>().in_place()});
 template <class L> using backward_reads_output_op = decltype(bool{std::declval<const L&>().backward_reads_output()});
@@ -172,6 +178,9 @@ public:
 
     std::vector<Parameter<T>> parameters() { return self_->parameters(); }
     std::vector<Buffer<T>> buffers() { return self_->buffers(); }
+    // The parameter values build(input) would create (0 for a layer without parameters), or none
+    // when a layer with parameters does not say.
+    std::optional<Index> parameter_values(const Shape& input) const { return self_->parameter_values(input); }
     Index parameter_count() {
         Index count = 0;
         for (const auto& parameter : parameters()) count += parameter.size;
@@ -214,6 +223,7 @@ private:
                               TensorView<T> dx, const Pass& pass) = 0;
         virtual std::vector<Parameter<T>> parameters() = 0;
         virtual std::vector<Buffer<T>> buffers() = 0;
+        virtual std::optional<Index> parameter_values(const Shape& input) const = 0;
         virtual bool in_place() const = 0;
         virtual bool backward_reads_output() const = 0;
         virtual void lend_workspace(Workspace<T>* workspace) = 0;
@@ -257,6 +267,11 @@ private:
         std::vector<Buffer<T>> buffers() override {
             if constexpr (detail::is_detected<detail::buffers_op, L>) return layer.buffers();
             else return {};
+        }
+        std::optional<Index> parameter_values(const Shape& input) const override {
+            if constexpr (detail::is_detected<detail::parameter_values_op, L>) return layer.parameter_values(input);
+            else if constexpr (detail::is_detected<detail::parameters_op, L>) return (void)input, std::nullopt;
+            else return (void)input, Index{0};
         }
         bool in_place() const override {
             if constexpr (detail::is_detected<detail::in_place_op, L>) return layer.in_place();
