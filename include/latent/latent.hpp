@@ -10,14 +10,18 @@
 #include "core/threading.hpp"
 
 #include "layers/activations.hpp"
+#include "layers/batch_norm.hpp"
 #include "layers/config.hpp"
+#include "layers/contractive_dense.hpp"
 #include "layers/conv2d.hpp"
 #include "layers/conv_transpose2d.hpp"
 #include "layers/dense.hpp"
+#include "layers/dropout.hpp"
 #include "layers/gradient_check.hpp"
 #include "layers/layer.hpp"
 #include "layers/max_pool2d.hpp"
 #include "layers/padding.hpp"
+#include "layers/penalties.hpp"
 #include "layers/reshape.hpp"
 #include "layers/upsample2d.hpp"
 

@@ -14,12 +14,16 @@
 
 #include "../core/meta.hpp"
 #include "../layers/activations.hpp"
+#include "../layers/batch_norm.hpp"
 #include "../layers/config.hpp"
+#include "../layers/contractive_dense.hpp"
 #include "../layers/conv2d.hpp"
 #include "../layers/conv_transpose2d.hpp"
 #include "../layers/dense.hpp"
+#include "../layers/dropout.hpp"
 #include "../layers/layer.hpp"
 #include "../layers/max_pool2d.hpp"
+#include "../layers/penalties.hpp"
 #include "../layers/reshape.hpp"
 #include "../layers/upsample2d.hpp"
 #include "../losses/loss.hpp"
@@ -94,7 +98,14 @@ public:
             .template add_layer<Sigmoid<T>>()
             .template add_layer<Tanh<T>>()
             .template add_layer<Softplus<T>>()
-            .template add_layer<Identity<T>>();
+            .template add_layer<Identity<T>>()
+            .template add_layer<Dropout<T>>()
+            .template add_layer<AdditiveNoise<T>>()
+            .template add_layer<BatchNorm<T>>()
+            .template add_layer<BatchNorm2D<T>>()
+            .template add_layer<ActivityL1<T>>()
+            .template add_layer<KLSparsity<T>>()
+            .template add_layer<ContractiveDense<T>>();
         registry.add_optimizer<SGD<T>>()
             .template add_optimizer<Adam<T>>()
             .template add_optimizer<AdamW<T>>()
