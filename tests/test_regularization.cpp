@@ -372,6 +372,10 @@ TEST_CASE("KL sparsity: gradient check with the term (input) and of the term alo
     expect_gradients(layer, h, "KLSparsity with term", with_pass(training_pass()));
     const auto alone = expect_gradients(layer, h, "KLSparsity term alone", with_pass(training_pass(), true));
     CHECK(largest_gradient(alone) > 0.1);
+    // 130 units of a (C, H, W) code: the mean activations are summed in three blocks of units
+    Layer<double> wide = KLSparsity<double>(0.3, 0.5);
+    expect_gradients(wide, test::random_tensor<double>(3, {5, 2, 13}, 46, 0.05, 0.95), "KLSparsity 130 units",
+                     with_pass(training_pass()));
 }
 
 TEST_CASE("KL sparsity: the term on a tiny case written out", "[penalties]") {
@@ -440,6 +444,10 @@ TEST_CASE("contractive dense: gradient check with the term (input, weight, bias)
         CHECK(entry.max_gradient > 1e-3);
     }
     expect_gradients(layer, x, "ContractiveDense(5) inference (no term)", with_pass(Pass{}));
+    // 70 units: the products and the per-unit sums run in two blocks of units
+    Layer<double> wide = ContractiveDense<double>(70, 0.2);
+    expect_gradients(wide, test::random_tensor<double>(3, {3, 1, 1}, 47), "ContractiveDense(70) with term",
+                     with_pass(training_pass()));
 }
 
 TEST_CASE("contractive dense: the term is lambda * ||dh/dx||_F^2 / N with the Jacobian from finite differences of h",

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Cross-checks latent's BatchNorm, BatchNorm2D and Dropout against PyTorch, in double precision.
+"""Cross-checks latent's BatchNorm, BatchNorm2D, Dropout and penalties against PyTorch, in double.
 
     python3 tests/crosscheck/torch_layers.py [--cxx c++] [--keep DIR]
 
@@ -11,7 +11,11 @@ as .npy files, and prints the max relative error of every compared array per cas
   Dropout vs torch.nn.Dropout: latent's and torch's own masks both give y/x in {0, 1/(1-p)}, a
       kept fraction near 1-p and dx = dy * y/x (backward uses the forward's mask); then latent's
       mask fed to torch (torch's dropout arithmetic, x * mask/(1-p), with autograd) gives
-      latent's y and dx.
+      latent's y and dx;
+  Penalties: ContractiveDense's output, term (also against the Frobenius norm of the Jacobian
+      torch.autograd.functional.jacobian computes) and input, weight and bias gradients;
+      KLSparsity's and ActivityL1's terms and input gradients, each against torch's autograd of
+      sum(dy * y) + term.
 Relative error of one value: |a - b| / max(|a|, |b|, 1e-6 * max|b|), as check_gradients uses.
 Needs python3 with torch and numpy, and Eigen (found by pkg-config eigen3 or in /usr/include/eigen3).
 It is not part of ctest; exits 1 when an error exceeds 1e-12.
@@ -157,6 +161,51 @@ def dropout_case(program, directory, report, p=0.3, shape=(16, 3, 10, 10)):
     report.compare("Dropout", "latent mask: dx", dx_latent, x_torch.grad.numpy())
 
 
+def penalties_case(program, directory, report, n=6, inputs=5, units=4):
+    """ContractiveDense, KLSparsity and ActivityL1: terms and gradients against torch's autograd."""
+    rng = np.random.default_rng(10)
+    x, weight, bias = rng.uniform(-1, 1, (n, inputs)), rng.uniform(-1, 1, (units, inputs)), rng.uniform(-1, 1, units)
+    h, a = rng.uniform(0.05, 0.95, (n, 7)), rng.uniform(0.1, 1.0, (n, 9)) * rng.choice([-1.0, 1.0], (n, 9))
+    arrays = {"x": x, "dx": rng.uniform(-1, 1, (n, units)), "h": h, "dh": rng.uniform(-1, 1, h.shape), "a": a,
+              "da": rng.uniform(-1, 1, a.shape), "weight": weight, "bias": bias.reshape(1, units)}
+    for name, array in arrays.items():
+        save(directory, name, array.reshape(*array.shape, *([1] * (4 - array.ndim))))
+    subprocess.run([program, "Penalties", directory], check=True)
+
+    # ContractiveDense: h = sigmoid(x W^T + b), term = lambda / N * sum_n ||dh_n/dx_n||_F^2
+    lam = 0.7
+    xt, wt, bt = (torch.from_numpy(v).requires_grad_(True) for v in (x, weight, bias))
+    code = torch.sigmoid(xt @ wt.T + bt)
+    slope = code * (1 - code)
+    term = lam / n * ((slope ** 2) @ (wt ** 2).sum(1)).sum()
+    jacobian = torch.autograd.functional.jacobian(lambda v: torch.sigmoid(v @ wt.T + bt).sum(0), xt.detach())
+    report.compare("Penalties", "contractive y", load(directory, "contractive_y"), code.detach().numpy())
+    report.compare("Penalties", "contractive term", load(directory, "contractive_term"), term.detach().numpy())
+    report.compare("Penalties", "contractive term (J)", load(directory, "contractive_term"),
+                   (lam / n * (jacobian ** 2).sum()).numpy())
+    ((code * torch.from_numpy(arrays["dx"])).sum() + term).backward()
+    report.compare("Penalties", "contractive dx", load(directory, "contractive_dx"), xt.grad.numpy())
+    report.compare("Penalties", "contractive dweight", load(directory, "contractive_grad_weight"), wt.grad.numpy())
+    report.compare("Penalties", "contractive dbias", load(directory, "contractive_grad_bias"), bt.grad.numpy())
+
+    # KLSparsity: beta * sum_j KL(rho || mean_n h_nj)
+    rho, beta = 0.2, 1.5
+    ht = torch.from_numpy(h).requires_grad_(True)
+    q = ht.mean(0)
+    term = beta * (rho * torch.log(rho / q) + (1 - rho) * torch.log((1 - rho) / (1 - q))).sum()
+    report.compare("Penalties", "kl term", load(directory, "kl_term"), term.detach().numpy())
+    ((ht * torch.from_numpy(arrays["dh"])).sum() + term).backward()
+    report.compare("Penalties", "kl dx", load(directory, "kl_dx"), ht.grad.numpy())
+
+    # ActivityL1: lambda * sum |a| / N
+    lam = 0.3
+    at = torch.from_numpy(a).requires_grad_(True)
+    term = lam * at.abs().sum() / n
+    report.compare("Penalties", "l1 term", load(directory, "l1_term"), term.detach().numpy())
+    ((at * torch.from_numpy(arrays["da"])).sum() + term).backward()
+    report.compare("Penalties", "l1 dx", load(directory, "l1_dx"), at.grad.numpy())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cxx", default=os.environ.get("CXX", "c++"), help="C++ compiler (default: $CXX or c++)")
@@ -172,6 +221,7 @@ def main():
         batch_norm_case(program, directory, "BatchNorm", (7, 3, 2, 5), report)
         batch_norm_case(program, directory, "BatchNorm2D", (5, 4, 3, 6), report)
         dropout_case(program, directory, report)
+        penalties_case(program, directory, report)
         print(f"worst max relative error: {report.worst:.3e} (tolerance {TOLERANCE:g})")
         return 0 if report.worst <= TOLERANCE else 1
     finally:
