@@ -1,11 +1,14 @@
 # Runs one example program and checks what it did; used by the ctest entries of
 # examples/CMakeLists.txt as
 #   cmake -DPROGRAM=<executable> -DNAME=<program name> -DMODE=run|error "-DARGS=a|b|c"
-#         [-DDATA=<folder>] [-DOUT=<folder>] ["-DFILES=grid.png|history.csv|..."] -P check_example.cmake
+#         [-DDATA=<folder>] [-DOUT=<folder>] ["-DFILES=grid.png|history.csv|..."]
+#         [-DRESULT_COUNT=<n>] ["-DRESULT_FIELDS=<fields>"] -P check_example.cmake
 # Lists are separated with "|" (a ";" would be split by add_test).
 #   MODE run:   DATA missing -> prints "SKIPPED: ..." and succeeds (the test's SKIP_REGULAR_EXPRESSION);
 #               else OUT is emptied, the program must exit 0, print one RESULT line with numbers for
 #               test_mse, test_psnr_db, input_psnr_db (or inf) and train_seconds, and write FILES in OUT.
+#               A program with several results sets RESULT_COUNT (the number of RESULT lines) and
+#               RESULT_FIELDS (the fields every line starts with, a regex; NUMBER stands for a number).
 #   MODE error: the program must exit with status 2 and print exactly one line on stderr,
 #               "<NAME>: error: ...".
 cmake_minimum_required(VERSION 3.16)
@@ -39,17 +42,25 @@ if(MODE STREQUAL "run")
   endif()
   string(REGEX MATCHALL "(^|\n)RESULT [^\n]*" result_lines "${output}")
   list(LENGTH result_lines result_count)
-  if(NOT result_count EQUAL 1)
-    message(FATAL_ERROR "${NAME}: expected one RESULT line on stdout, found ${result_count}")
+  if(NOT DEFINED RESULT_COUNT)
+    set(RESULT_COUNT 1)
   endif()
-  string(STRIP "${result_lines}" result)
-  # The four required fields, in this order, each with a number (input_psnr_db may be inf).
-  set(required_pattern "^RESULT test_mse=NUMBER test_psnr_db=NUMBER input_psnr_db=(NUMBER|inf) train_seconds=NUMBER( |$)")
+  if(NOT result_count EQUAL RESULT_COUNT)
+    message(FATAL_ERROR "${NAME}: expected ${RESULT_COUNT} RESULT line(s) on stdout, found ${result_count}")
+  endif()
+  # By default the four fields, in this order, each with a number (input_psnr_db may be inf).
+  if(NOT DEFINED RESULT_FIELDS)
+    set(RESULT_FIELDS "test_mse=NUMBER test_psnr_db=NUMBER input_psnr_db=(NUMBER|inf) train_seconds=NUMBER")
+  endif()
+  set(required_pattern "^RESULT ${RESULT_FIELDS}( |$)")
   string(REPLACE "NUMBER" "${number}" required_pattern "${required_pattern}")
-  if(NOT result MATCHES "${required_pattern}")
-    message(FATAL_ERROR "${NAME}: the RESULT line '${result}' lacks test_mse, test_psnr_db, input_psnr_db "
-                        "or train_seconds with numbers, in that order")
-  endif()
+  foreach(line IN LISTS result_lines)
+    string(STRIP "${line}" result)
+    if(NOT result MATCHES "${required_pattern}")
+      message(FATAL_ERROR "${NAME}: the RESULT line '${result}' does not start with the fields "
+                          "'${RESULT_FIELDS}' (NUMBER: a number)")
+    endif()
+  endforeach()
   foreach(file IN LISTS files)
     if(file STREQUAL "")
       continue()
