@@ -62,7 +62,7 @@ int count_with_prefix(const fs::path& folder, const std::string& prefix) {
 
 }  // namespace
 
-TEST_CASE("saving keeps the target's permission bits; a new file gets 0666 less the umask",
+TEST_CASE("saving keeps the target's permission bits, and a new file gets 0666 less the umask",
           "[hostile][file]") {
     const fs::path folder = fresh_folder("mode");
     const fs::path path = folder / "private.bin";
