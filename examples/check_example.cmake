@@ -5,7 +5,8 @@
 # Lists are separated with "|" (a ";" would be split by add_test).
 #   MODE run:   DATA missing -> prints "SKIPPED: ..." and succeeds (the test's SKIP_REGULAR_EXPRESSION);
 #               else OUT is emptied, the program must exit 0, print one RESULT line with numbers for
-#               test_mse, test_psnr_db, input_psnr_db (or inf) and train_seconds, and write FILES in OUT.
+#               test_mse, test_psnr_db, input_psnr_db (or inf) and train_seconds -- or, given
+#               "-DRESULT_FIELDS=a|b|c", for those fields in that order -- and write FILES in OUT.
 #   MODE error: the program must exit with status 2 and print exactly one line on stderr,
 #               "<NAME>: error: ...".
 cmake_minimum_required(VERSION 3.16)
@@ -43,12 +44,17 @@ if(MODE STREQUAL "run")
     message(FATAL_ERROR "${NAME}: expected one RESULT line on stdout, found ${result_count}")
   endif()
   string(STRIP "${result_lines}" result)
-  # The four required fields, in this order, each with a number (input_psnr_db may be inf).
-  set(required_pattern "^RESULT test_mse=NUMBER test_psnr_db=NUMBER input_psnr_db=(NUMBER|inf) train_seconds=NUMBER( |$)")
+  # The required fields, in this order, each with a number (input_psnr_db may be inf).
+  if(DEFINED RESULT_FIELDS)
+    string(REPLACE "|" "=NUMBER " required_pattern "^RESULT ${RESULT_FIELDS}=NUMBER( |$)")
+    string(REPLACE "|" ", " field_names "${RESULT_FIELDS}")
+  else()
+    set(required_pattern "^RESULT test_mse=NUMBER test_psnr_db=NUMBER input_psnr_db=(NUMBER|inf) train_seconds=NUMBER( |$)")
+    set(field_names "test_mse, test_psnr_db, input_psnr_db, train_seconds")
+  endif()
   string(REPLACE "NUMBER" "${number}" required_pattern "${required_pattern}")
   if(NOT result MATCHES "${required_pattern}")
-    message(FATAL_ERROR "${NAME}: the RESULT line '${result}' lacks test_mse, test_psnr_db, input_psnr_db "
-                        "or train_seconds with numbers, in that order")
+    message(FATAL_ERROR "${NAME}: the RESULT line '${result}' lacks ${field_names} with numbers, in that order")
   endif()
   foreach(file IN LISTS files)
     if(file STREQUAL "")
