@@ -241,7 +241,7 @@ TEST_CASE("VAE: save -> load -> resume is bit-identical to an uninterrupted run,
     std::filesystem::remove(path);
 }
 
-TEST_CASE("VAE: log_likelihood >= elbo on average, finite in float for k = 5000; log p(x|z) exact from the logits",
+TEST_CASE("VAE: log_likelihood >= elbo on average, finite in float for k = 5000, log p(x|z) exact from the logits",
           "[vae][likelihood]") {
     const Tensor<float> x = binary_images<float>(64, 9);
     VAE<float> model = small_vae<float>(5);
@@ -305,7 +305,7 @@ TEST_CASE("VAE: encode, encode_distribution, decode, generate and interpolate gi
     CHECK(model.log_likelihood(x, 10).size() == 4);
 }
 
-TEST_CASE("Losses: a Reduction argument for BCE, MSE and SSE; the defaults unchanged, configs round-trip",
+TEST_CASE("Losses: a Reduction argument for BCE, MSE and SSE, the defaults unchanged, configs round-trip",
           "[vae][losses]") {
     const Tensor<double> p = test::random_tensor<double>(4, {1, 2, 3}, 13, 0.1, 0.9);
     const Tensor<double> t = test::random_tensor<double>(4, {1, 2, 3}, 14, 0, 1);
