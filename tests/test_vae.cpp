@@ -275,6 +275,27 @@ TEST_CASE("VAE: log_likelihood >= elbo on average, finite in float for k = 5000,
     }
 }
 
+TEST_CASE("VAE: a Gaussian decoder (no final Sigmoid) trains on 1/2 sum of squared errors per image, and its "
+          "log p(x|z) is the unit-variance Gaussian's", "[vae][likelihood]") {
+    const Tensor<float> x = test::random_tensor<float>(32, {1, 3, 3}, 15, 0, 1);
+    VAE<float> model(Encoder<float>{Flatten<float>(), Dense<float>(5), Tanh<float>(), Dense<float>(4)},
+                     Decoder<float>{Dense<float>(6), Tanh<float>(), Dense<float>(9), Reshape<float>({1, 3, 3})}, {1, 3, 3}, 6);
+    CHECK(!model.has_logistic_output());
+    Adam<float> adam(1e-2);
+    const History history = model.fit(x, x, SumSquaredError<float>(Reduction::SumPerSample), adam, quiet<float>(10));
+    CHECK(history.term("reconstruction").back() < history.term("reconstruction").front());
+    Dense<float>& last = *model.decoder().layer(2).get<Dense<float>>();
+    last.weight().setZero();
+    last.bias().setConstant(0.25f);
+    const std::vector<double> bound = model.elbo(x, 4), divergence = model.kl_divergence(x);
+    for (Index n = 0; n < 4; ++n) {
+        double squares = 0;
+        for (Index i = 0; i < 9; ++i) squares += std::pow(static_cast<double>(x.data()[n * 9 + i]) - 0.25, 2);
+        const double expected = -0.5 * squares - 4.5 * std::log(2 * 3.14159265358979323846);
+        CHECK(bound[static_cast<std::size_t>(n)] == Approx(expected - divergence[static_cast<std::size_t>(n)]).epsilon(1e-6));
+    }
+}
+
 TEST_CASE("VAE: encode, encode_distribution, decode, generate and interpolate give the shapes they say",
           "[vae][shapes]") {
     VAE<float> model(Encoder<float>{Conv2D<float>(4, 3, 2, Padding::Same), ReLU<float>(), Flatten<float>(), Dense<float>(6)},
