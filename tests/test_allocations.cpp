@@ -193,13 +193,14 @@ template <class Body> Allocations count_allocations(Body&& body) {
 }
 
 // One iteration of fit()'s batch loop on a data set of exactly one batch (so every step starts
-// an epoch and reshuffles), with fit()'s defaults: shuffling and check_finite on.
-class TrainingLoop {
+// an epoch and reshuffles), with fit()'s defaults: shuffling and check_finite on. Model: any
+// model of fit()'s interface (training/step.hpp).
+template <class Model> class ModelTrainingLoop {
 public:
-    TrainingLoop(const bench::Workload& workload, Index batch, bool corrupt)
-        : TrainingLoop(bench::build_model(workload, 5), bench::random_batch(workload, batch, 9),
-                       bench::make_loss(workload.loss), corrupt) {}
-    TrainingLoop(Autoencoder<float> model, Tensor<float> data, Loss<float> loss, bool corrupt)
+    ModelTrainingLoop(const bench::Workload& workload, Index batch, bool corrupt)
+        : ModelTrainingLoop(bench::build_model(workload, 5), bench::random_batch(workload, batch, 9),
+                            bench::make_loss(workload.loss), corrupt) {}
+    ModelTrainingLoop(Model model, Tensor<float> data, Loss<float> loss, bool corrupt)
         : model_(std::move(model)),
           data_(std::move(data)),
           loss_(std::move(loss)),
@@ -242,7 +243,7 @@ public:
     double last_loss() const { return last_loss_; }
 
 private:
-    Autoencoder<float> model_;
+    Model model_;
     Tensor<float> data_;
     Loss<float> loss_;
     Adam<float> adam_{1e-3};
@@ -254,6 +255,7 @@ private:
     double last_loss_ = 0;
     float last_output_ = 0;
 };
+using TrainingLoop = ModelTrainingLoop<Autoencoder<float>>;
 
 constexpr int warmup_steps = 2;
 constexpr int counted_steps = 3;
@@ -261,7 +263,7 @@ constexpr int counted_steps = 3;
 template <class MakeLoop> void check_training_steps(const std::string& name, MakeLoop&& make_loop) {
     for (const int threads : {1, 2}) {
         set_num_threads(threads);
-        TrainingLoop loop = make_loop();
+        auto loop = make_loop();
         for (int i = 0; i < warmup_steps; ++i) loop.step();
         const Allocations allocations = count_allocations([&] {
             for (int i = 0; i < counted_steps; ++i) loop.step();
@@ -345,6 +347,20 @@ TEST_CASE("allocations: steady-state training steps with dropout, noise, batch n
         return TrainingLoop(std::move(model), test::random_tensor<float>(16, {1, 28, 28}, 9, 0, 1),
                             MeanSquaredError<float>(), false);
     });
+}
+
+TEST_CASE("allocations: steady-state training steps of a variational autoencoder, 1 and 2 threads") {
+    // The step draws eps, computes the KL term and its gradient, and takes the BCE on the logits;
+    // batches are sliced as fit() would slice them.
+    for (const Index batch : {Index(24), Index(100)})
+        check_training_steps("VAE 784-64-(8, 8), batch " + std::to_string(batch), [batch] {
+            VAE<float> model(Encoder<float>{Flatten<float>(), Dense<float>(64), ReLU<float>(), Dense<float>(16)},
+                             Decoder<float>{Dense<float>(64), ReLU<float>(), Dense<float>(784), Sigmoid<float>(),
+                                            Reshape<float>({1, 28, 28})},
+                             {1, 28, 28}, 5);
+            return ModelTrainingLoop<VAE<float>>(std::move(model), test::random_tensor<float>(batch, {1, 28, 28}, 9, 0, 1),
+                                                 BinaryCrossEntropy<float>(1e-7, Reduction::SumPerSample), false);
+        });
 }
 
 TEST_CASE("allocations: steady-state inference forward of W1, W2 and W3, 1 and 2 threads") {

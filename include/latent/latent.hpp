@@ -17,6 +17,7 @@
 #include "layers/conv_transpose2d.hpp"
 #include "layers/dense.hpp"
 #include "layers/dropout.hpp"
+#include "layers/gaussian_sample.hpp"
 #include "layers/gradient_check.hpp"
 #include "layers/layer.hpp"
 #include "layers/max_pool2d.hpp"
@@ -30,6 +31,7 @@
 
 #include "models/autoencoder.hpp"
 #include "models/sequential.hpp"
+#include "models/vae.hpp"
 
 #include "training/callbacks.hpp"
 #include "training/fit.hpp"

@@ -21,6 +21,7 @@
 #include "../layers/conv_transpose2d.hpp"
 #include "../layers/dense.hpp"
 #include "../layers/dropout.hpp"
+#include "../layers/gaussian_sample.hpp"
 #include "../layers/layer.hpp"
 #include "../layers/max_pool2d.hpp"
 #include "../layers/penalties.hpp"
@@ -105,7 +106,8 @@ public:
             .template add_layer<BatchNorm2D<T>>()
             .template add_layer<ActivityL1<T>>()
             .template add_layer<KLSparsity<T>>()
-            .template add_layer<ContractiveDense<T>>();
+            .template add_layer<ContractiveDense<T>>()
+            .template add_layer<GaussianSample<T>>();
         registry.add_optimizer<SGD<T>>()
             .template add_optimizer<Adam<T>>()
             .template add_optimizer<AdamW<T>>()

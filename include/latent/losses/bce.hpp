@@ -6,6 +6,10 @@
 // of the clamp -- which is why fit() takes the gradient on the logits when a model's output
 // passes through a final Sigmoid (compute_on_logits): dLoss/dlogits = (p - t) / count skips the
 // Sigmoid's backward, never divides by p (1 - p) and never vanishes on saturated outputs.
+//
+// The sum over the batch is divided as `reduction` says: by the element count (Mean, the
+// default, as Keras), by the sample count (SumPerSample: summed over each image's pixels and
+// averaged over the batch, a Bernoulli decoder's -log p(x|z) in nats per image) or not (Sum).
 #pragma once
 
 #include <Eigen/Core>
@@ -23,24 +27,27 @@ template <class T = float> class BinaryCrossEntropy {
 public:
     using Scalar = T;
     static constexpr const char* type_name = "BinaryCrossEntropy";
-    Reduction reduction() const { return Reduction::Mean; }
+    Reduction reduction() const { return reduction_; }
 
-    explicit BinaryCrossEntropy(double eps = 1e-7) : eps_(eps) {
+    explicit BinaryCrossEntropy(double eps = 1e-7, Reduction reduction = Reduction::Mean)
+        : eps_(eps), reduction_(reduction) {
         detail::require(eps >= 0 && eps < 0.5, type_name,
                         "eps must be in [0, 0.5), got " + std::to_string(eps));
     }
 
-    // loss = -(1/count) sum_i [t_i log(q_i) + (1 - t_i) log(1 - q_i)],  q_i = clamp(p_i, eps, 1 - eps)
-    // grad_i = (q_i - t_i) / (q_i (1 - q_i)) / count, and 0 where the clamp is active
+    // loss = -(1/divisor) sum_i [t_i log(q_i) + (1 - t_i) log(1 - q_i)],  q_i = clamp(p_i, eps, 1 - eps)
+    // grad_i = (q_i - t_i) / (q_i (1 - q_i)) / divisor, and 0 where the clamp is active
+    // (divisor = count, batch or 1: the reduction)
     double compute(ConstTensorView<T> prediction, ConstTensorView<T> target, TensorView<T> grad) const {
         detail::check_loss_inputs(type_name, prediction, target, grad);
         check_targets(target);
-        const Index count = prediction.size();
+        const Index count = prediction.size(), prediction_batch = prediction.dimension(0);
         const T* p = prediction.data();
         const T* t = target.data();
         T* g = grad.data();
         const T low = static_cast<T>(eps_), high = static_cast<T>(1.0 - eps_);
-        const T grad_scale = static_cast<T>(1.0 / static_cast<double>(count));
+        const double divisor = detail::reduction_divisor(reduction_, count, prediction_batch);
+        const T grad_scale = static_cast<T>(1.0 / divisor);
         const double sum = detail::sum_over_blocks(count, [&](Index begin, Index end) {
             const Map p_block(p + begin, end - begin), t_block(t + begin, end - begin);
             const Block q = p_block.max(low).min(high);
@@ -48,31 +55,33 @@ public:
                 (p_block < low || p_block > high).select(T(0), (q - t_block) / (q * (T(1) - q)) * grad_scale);
             return block_loss(q, t_block);
         });
-        return sum / static_cast<double>(count);
+        return sum / divisor;
     }
 
     // The same value as compute(); the gradient is taken with respect to the logits z of a final
     // Sigmoid (p = sigmoid(z)), whose backward the caller then skips:
-    // grad_logits_i = dLoss/dz_i = (p_i - t_i) / count
+    // grad_logits_i = dLoss/dz_i = (p_i - t_i) / divisor
     double compute_on_logits(ConstTensorView<T> probability, ConstTensorView<T> target,
                                 TensorView<T> grad_logits) const {
         detail::check_loss_inputs(type_name, probability, target, grad_logits);
         check_targets(target);
-        const Index count = probability.size();
+        const Index count = probability.size(), prediction_batch = probability.dimension(0);
         const T* p = probability.data();
         const T* t = target.data();
         T* g = grad_logits.data();
         const T low = static_cast<T>(eps_), high = static_cast<T>(1.0 - eps_);
-        const T grad_scale = static_cast<T>(1.0 / static_cast<double>(count));
+        const double divisor = detail::reduction_divisor(reduction_, count, prediction_batch);
+        const T grad_scale = static_cast<T>(1.0 / divisor);
         const double sum = detail::sum_over_blocks(count, [&](Index begin, Index end) {
             const Map p_block(p + begin, end - begin), t_block(t + begin, end - begin);
             Eigen::Map<Array>(g + begin, end - begin) = (p_block - t_block) * grad_scale;
             return block_loss(p_block.max(low).min(high), t_block);
         });
-        return sum / static_cast<double>(count);
+        return sum / divisor;
     }
 
-    // out[n] = mean over sample n of -(t log q + (1 - t) log(1 - q))
+    // out[n] = the loss of sample n alone: the mean (Mean) or the sum (SumPerSample, Sum) over
+    // sample n of -(t log q + (1 - t) log(1 - q))
     void per_sample(ConstTensorView<T> prediction, ConstTensorView<T> target, T* out) const {
         detail::check_loss_inputs(type_name, prediction, target);
         check_targets(target);
@@ -80,14 +89,20 @@ public:
         const T* p = prediction.data();
         const T* t = target.data();
         const T low = static_cast<T>(eps_), high = static_cast<T>(1.0 - eps_);
-        detail::sum_per_sample(batch, sample_size, 1.0 / static_cast<double>(sample_size), out,
+        const double scale = reduction_ == Reduction::Mean ? 1.0 / static_cast<double>(sample_size) : 1.0;
+        detail::sum_per_sample(batch, sample_size, scale, out,
                                [&](Index i) { return element_loss(std::clamp(p[i], low, high), t[i]); });
     }
 
     double eps() const { return eps_; }
-    Config config() const { return Config().set("eps", eps_); }
+    Config config() const {
+        Config config;
+        config.set("eps", eps_);
+        detail::set_reduction(config, reduction_, Reduction::Mean);
+        return config;
+    }
     static BinaryCrossEntropy from_config(const Config& config) {
-        return BinaryCrossEntropy(config.get_double("eps"));
+        return BinaryCrossEntropy(config.get_double("eps"), detail::get_reduction(config, Reduction::Mean, type_name));
     }
 
 private:
@@ -126,6 +141,7 @@ private:
     }
 
     double eps_;
+    Reduction reduction_;
 };
 
 }  // namespace latent

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <array>
+#include <initializer_list>
 #include <string>
 
 #include "../core/errors.hpp"
@@ -30,6 +31,34 @@ enum class Reduction {
 };
 
 namespace detail {
+
+// The divisor of a loss's sum over `count` values in `batch` samples: count (Mean), batch
+// (SumPerSample), 1 (Sum).
+inline double reduction_divisor(Reduction reduction, Index count, Index batch) {
+    if (reduction == Reduction::Mean) return static_cast<double>(count);
+    if (reduction == Reduction::SumPerSample) return static_cast<double>(batch);
+    return 1.0;
+}
+
+// A Reduction's name in configs and files, and back (FormatError naming `loss` for an unknown one).
+inline const char* reduction_name(Reduction reduction) {
+    if (reduction == Reduction::Mean) return "mean";
+    return reduction == Reduction::SumPerSample ? "sum_per_sample" : "sum";
+}
+inline Reduction reduction_from_name(const std::string& name, const char* loss) {
+    for (const Reduction reduction : {Reduction::Mean, Reduction::SumPerSample, Reduction::Sum})
+        if (name == reduction_name(reduction)) return reduction;
+    throw FormatError(std::string(loss) + ": unknown reduction '" + name + "' (known: mean, sum_per_sample, sum)");
+}
+
+// A loss's config holds its reduction only when it is not the loss's default, so configs and
+// files of the default stay as they were.
+inline void set_reduction(Config& config, Reduction reduction, Reduction default_reduction) {
+    if (reduction != default_reduction) config.set("reduction", reduction_name(reduction));
+}
+inline Reduction get_reduction(const Config& config, Reduction default_reduction, const char* loss) {
+    return config.has("reduction") ? reduction_from_name(config.get_string("reduction"), loss) : default_reduction;
+}
 
 template <class View> std::string loss_shape_str(const View& tensor) {
     return batch_shape_str(tensor.dimension(0),
@@ -129,37 +158,43 @@ void sum_per_sample(Index batch, Index sample_size, double scale, T* out, Term t
 
 }  // namespace detail
 
-// Mean squared error over all elements (Keras "mse", PyTorch MSELoss(reduction="mean")).
+// Mean squared error: the sum of squared errors over the batch, divided as `reduction` says --
+// by the element count (Mean, the default: Keras "mse", PyTorch MSELoss(reduction="mean")), by
+// the sample count (SumPerSample: summed over each sample, averaged over the batch) or not (Sum).
 template <class T = float> class MeanSquaredError {
 public:
     using Scalar = T;
     static constexpr const char* type_name = "MeanSquaredError";
-    Reduction reduction() const { return Reduction::Mean; }
+    Reduction reduction() const { return reduction_; }
 
-    // loss = (1/count) sum_i (p_i - t_i)^2
-    // grad_i = 2 (p_i - t_i) / count
+    explicit MeanSquaredError(Reduction reduction = Reduction::Mean) : reduction_(reduction) {}
+
+    // loss = (1/divisor) sum_i (p_i - t_i)^2,  divisor = count, batch or 1 (reduction)
+    // grad_i = 2 (p_i - t_i) / divisor
     double compute(ConstTensorView<T> prediction, ConstTensorView<T> target, TensorView<T> grad) const {
         detail::check_loss_inputs(type_name, prediction, target, grad);
         const Index count = prediction.size();
+        const double divisor = detail::reduction_divisor(reduction_, count, prediction.dimension(0));
         const T* p = prediction.data();
         const T* t = target.data();
         T* g = grad.data();
-        const T grad_scale = static_cast<T>(2.0 / static_cast<double>(count));
+        const T grad_scale = static_cast<T>(2.0 / divisor);
         const double sum = detail::sum_over_elements(count, [&](Index i) {
             g[i] = grad_scale * (p[i] - t[i]);
             const double difference = static_cast<double>(p[i]) - static_cast<double>(t[i]);
             return difference * difference;
         });
-        return sum / static_cast<double>(count);
+        return sum / divisor;
     }
 
-    // out[n] = mean over sample n of (p - t)^2
+    // out[n] = the loss of sample n alone: the mean (Mean) or the sum (SumPerSample, Sum) of (p - t)^2
     void per_sample(ConstTensorView<T> prediction, ConstTensorView<T> target, T* out) const {
         detail::check_loss_inputs(type_name, prediction, target);
         const Index batch = prediction.dimension(0), sample_size = prediction.size() / batch;
         const T* p = prediction.data();
         const T* t = target.data();
-        detail::sum_per_sample(batch, sample_size, 1.0 / static_cast<double>(sample_size), out,
+        const double scale = reduction_ == Reduction::Mean ? 1.0 / static_cast<double>(sample_size) : 1.0;
+        detail::sum_per_sample(batch, sample_size, scale, out,
                                [&](Index i) {
                                    const double difference =
                                        static_cast<double>(p[i]) - static_cast<double>(t[i]);
@@ -167,8 +202,17 @@ public:
                                });
     }
 
-    Config config() const { return Config(); }
-    static MeanSquaredError from_config(const Config&) { return MeanSquaredError(); }
+    Config config() const {
+        Config config;
+        detail::set_reduction(config, reduction_, Reduction::Mean);
+        return config;
+    }
+    static MeanSquaredError from_config(const Config& config) {
+        return MeanSquaredError(detail::get_reduction(config, Reduction::Mean, type_name));
+    }
+
+private:
+    Reduction reduction_;
 };
 
 }  // namespace latent

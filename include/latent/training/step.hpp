@@ -12,7 +12,7 @@
 // gradients add up to the batch's. Models whose layers mix samples (batch statistics) are never
 // sliced: their statistics are the whole batch's.
 //
-// A model M that fit() trains provides (Sequential and Autoencoder do):
+// A model M that fit() trains provides (Sequential, Autoencoder and VariationalAutoencoder do):
 //   using Scalar = T;
 //   const Shape& input_shape() const;   const Shape& output_shape() const;
 //   ConstTensorView<T> forward(ConstTensorView<T> x, const Pass& pass);
