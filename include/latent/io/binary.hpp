@@ -67,14 +67,14 @@ public:
             throw FormatError(context_ + ": " + what + " holds " + std::to_string(count) + " values, expected " +
                               std::to_string(expected));
         need_elements(count, sizeof(T), what.c_str());
-        std::memcpy(values, data_ + position_, count * sizeof(T));
+        if (count > 0) std::memcpy(values, data_ + position_, count * sizeof(T));  // (an empty array's data may be null)
         position_ += count * sizeof(T);
     }
     template <class T> std::vector<T> array(const std::string& what) {
         const std::uint64_t count = u64(what.c_str());
         need_elements(count, sizeof(T), what.c_str());  // before allocating
         std::vector<T> values(count);
-        std::memcpy(values.data(), data_ + position_, count * sizeof(T));
+        if (count > 0) std::memcpy(values.data(), data_ + position_, count * sizeof(T));  // (an empty vector's data is null)
         position_ += count * sizeof(T);
         return values;
     }
