@@ -136,6 +136,10 @@ public:
     Vector<T>& bias() { return bias_; }
     Vector<T>& running_mean() { return running_mean_; }
     Vector<T>& running_var() { return running_var_; }
+    const Vector<T>& weight() const { return weight_; }
+    const Vector<T>& bias() const { return bias_; }
+    const Vector<T>& running_mean() const { return running_mean_; }
+    const Vector<T>& running_var() const { return running_var_; }
     const Vector<T>& grad_weight() const { return grad_weight_; }
     const Vector<T>& grad_bias() const { return grad_bias_; }
 

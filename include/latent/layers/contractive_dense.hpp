@@ -98,7 +98,9 @@ public:
     Index units() const { return dense_.units(); }
     double lambda() const { return term_.weight; }
     Matrix<T>& weight() { return dense_.weight(); }  // (units, inputs): row j is unit j's feature
+    const Matrix<T>& weight() const { return dense_.weight(); }
     Vector<T>& bias() { return dense_.bias(); }
+    const Vector<T>& bias() const { return dense_.bias(); }
     const Matrix<T>& grad_weight() const { return dense_.grad_weight(); }
     const Vector<T>& grad_bias() const { return dense_.grad_bias(); }
 

@@ -129,8 +129,11 @@ public:
     }
 
     Index units() const { return units_; }
+    bool use_bias() const { return use_bias_; }
     Matrix<T>& weight() { return weight_; }
+    const Matrix<T>& weight() const { return weight_; }
     Vector<T>& bias() { return bias_; }
+    const Vector<T>& bias() const { return bias_; }
     const Matrix<T>& grad_weight() const { return grad_weight_; }
     const Vector<T>& grad_bias() const { return grad_bias_; }
 
