@@ -13,81 +13,16 @@
 #include <vector>
 
 #include "helpers.hpp"
+#include "layer_cases.hpp"
 #include "reference_layers.hpp"
 
 using namespace latent;
 
 namespace {
 
-// One layer configuration for the table-driven tests.
-struct ConvCase {
-    Index channels, height, width, filters;
-    Size2 kernel, stride;
-    Padding padding;
-    std::optional<Size2> output_padding = std::nullopt;  // ConvTranspose2D only; none = Keras's None
-
-    std::string label(const std::string& layer) const {
-        std::string text = layer + " k=" + kernel.str() + " s=" + stride.str() + " " +
-                           padding_name(padding) + " " + std::to_string(height) + "x" +
-                           std::to_string(width) + " C=" + std::to_string(channels) +
-                           " F=" + std::to_string(filters);
-        if (output_padding) text += " output_padding=" + output_padding->str();
-        return text;
-    }
-    Shape input() const { return {channels, height, width}; }
-};
-
-// Kernels 1, 3, 5, 7 and rectangular; strides 1, 2, 3 and rectangular; both paddings; odd
-// non-square inputs; one filter; kernels wider than the input.
-// {channels, height, width, filters, kernel, stride, padding}
-const std::vector<ConvCase> conv_cases = {
-    {3, 7, 5, 4, 1, 1, Padding::Same},
-    {2, 9, 6, 3, 3, 1, Padding::Same},
-    {2, 7, 5, 3, 3, 2, Padding::Same},
-    {2, 9, 6, 3, 3, 2, Padding::Valid},
-    {3, 7, 5, 2, 5, 2, Padding::Same},
-    {1, 11, 10, 4, 5, 1, Padding::Valid},
-    {2, 8, 7, 3, {3, 2}, {2, 1}, Padding::Same},
-    {2, 9, 6, 3, {3, 2}, {1, 2}, Padding::Valid},
-    {2, 7, 6, 3, 1, 2, Padding::Valid},
-    {2, 4, 6, 3, 3, 2, Padding::Same},
-    {3, 7, 5, 1, 3, 1, Padding::Same},
-    {2, 10, 8, 3, 3, 3, Padding::Same},
-    {1, 3, 3, 2, 7, 1, Padding::Same},
-    {2, 5, 4, 2, 5, 2, Padding::Same},
-    {2, 9, 7, 2, {2, 3}, {3, 2}, Padding::Valid},
-    // Stride 1 with more filters than Conv2D's direct path takes (im2col + GEMM), and stride-1
-    // cases for the direct path over several blocks of positions and wide kernels.
-    {2, 9, 6, 6, 3, 1, Padding::Same},
-    {1, 11, 10, 5, 5, 1, Padding::Valid},
-    {3, 7, 5, 8, {3, 2}, 1, Padding::Same},
-    {3, 28, 28, 1, 3, 1, Padding::Same},
-    {4, 20, 17, 2, 5, 1, Padding::Valid},
-    {2, 9, 13, 3, {1, 5}, 1, Padding::Same},
-    {2, 12, 30, 4, {5, 3}, 1, Padding::Same},
-};
-
-// The same variety for ConvTranspose2D, plus output_padding (op < stride on that axis).
-// {channels, height, width, filters, kernel, stride, padding, output_padding}
-const std::vector<ConvCase> transpose_cases = {
-    {3, 4, 3, 4, 1, 1, Padding::Same},
-    {2, 5, 4, 3, 3, 1, Padding::Same},
-    {2, 5, 3, 3, 3, 2, Padding::Same},
-    {2, 4, 3, 3, 3, 2, Padding::Valid},
-    {3, 3, 4, 2, 5, 2, Padding::Same},
-    {1, 5, 4, 4, 5, 1, Padding::Valid},
-    {2, 4, 5, 3, {3, 2}, {2, 1}, Padding::Same},
-    {2, 5, 3, 3, {3, 2}, {1, 2}, Padding::Valid},
-    {2, 3, 4, 3, 1, 2, Padding::Valid},
-    {2, 4, 3, 3, 3, 2, Padding::Same, Size2{1, 1}},
-    {2, 3, 4, 2, {3, 2}, 2, Padding::Valid, Size2{1, 1}},
-    {2, 3, 5, 2, {2, 3}, {2, 3}, Padding::Same, Size2{1, 2}},
-    {2, 4, 3, 2, 3, 2, Padding::Same, Size2{0, 0}},
-    {3, 4, 3, 1, 3, 2, Padding::Same},
-    {2, 3, 4, 3, 3, 3, Padding::Same},
-    {2, 3, 3, 2, {3, 2}, {3, 2}, Padding::Valid, Size2{2, 1}},
-    {1, 2, 2, 2, 5, 1, Padding::Same},
-};
+using test::conv_cases;
+using test::ConvCase;
+using test::transpose_cases;
 
 // Largest |a - b| divided by max(1, largest |b|): absolute for values of order 1, relative for
 // sums that grow with the batch (weight gradients).

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "helpers.hpp"
+#include "layer_cases.hpp"
 
 using namespace latent;
 
@@ -211,26 +212,8 @@ TEST_CASE("max_pool2d: backward without a matching forward throws ShapeError", "
 
 TEST_CASE("max_pool2d: gradient checks, pool 2 and 3, stride 1 and 2, same and valid",
           "[max_pool2d][gradcheck]") {
-    struct Case {
-        const char* label;
-        Size2 pool, stride;
-        Padding padding;
-        Shape input;
-    };
-    const Case cases[] = {
-        {"MaxPool2D 2x2 same 7x5", 2, 0, Padding::Same, {3, 7, 5}},
-        {"MaxPool2D 2x2 valid 7x5", 2, 0, Padding::Valid, {3, 7, 5}},
-        {"MaxPool2D 2x2 stride 1 same 7x5", 2, 1, Padding::Same, {2, 7, 5}},
-        {"MaxPool2D 2x2 stride 1 valid 9x6", 2, 1, Padding::Valid, {2, 9, 6}},
-        {"MaxPool2D 3x3 same 7x5", 3, 0, Padding::Same, {2, 7, 5}},
-        {"MaxPool2D 3x3 valid 9x6", 3, 0, Padding::Valid, {2, 9, 6}},
-        {"MaxPool2D 3x3 stride 2 same 9x6", 3, 2, Padding::Same, {2, 9, 6}},
-        {"MaxPool2D 3x3 stride 2 valid 7x5", 3, 2, Padding::Valid, {3, 7, 5}},
-        {"MaxPool2D 3x3 stride 1 same 7x5", 3, 1, Padding::Same, {2, 7, 5}},
-        {"MaxPool2D 2x3 stride 1x2 same 9x6", Size2(2, 3), Size2(1, 2), Padding::Same, {2, 9, 6}},
-    };
     std::uint64_t seed = 100;
-    for (const Case& c : cases) {
+    for (const test::PoolCase& c : test::pool_cases) {
         Layer<double> layer = MaxPool2D<double>(c.pool, c.stride, c.padding);
         const auto result = test::expect_gradients(layer, distinct_tensor(2, c.input, seed++), c.label);
         CHECK(result.entries.size() == 1);  // input only: no parameters
@@ -353,21 +336,8 @@ TEST_CASE("upsample2d: backward is the exact adjoint of forward (<Ax, dy> = <x, 
 
 TEST_CASE("upsample2d: gradient checks, nearest and bilinear, factors 2 and 2x3",
           "[upsample2d][gradcheck]") {
-    struct Case {
-        const char* label;
-        Size2 factor;
-        Interpolation mode;
-        Shape input;
-    };
-    const Case cases[] = {
-        {"UpSample2D nearest 2 3x5", 2, Interpolation::Nearest, {2, 3, 5}},
-        {"UpSample2D nearest 2x3 5x3", Size2(2, 3), Interpolation::Nearest, {2, 5, 3}},
-        {"UpSample2D bilinear 2 3x5", 2, Interpolation::Bilinear, {2, 3, 5}},
-        {"UpSample2D bilinear 2x3 5x4", Size2(2, 3), Interpolation::Bilinear, {2, 5, 4}},
-        {"UpSample2D bilinear 3 1x3", 3, Interpolation::Bilinear, {3, 1, 3}},
-    };
     std::uint64_t seed = 200;
-    for (const Case& c : cases) {
+    for (const test::UpSampleCase& c : test::upsample_cases) {
         Layer<double> layer = UpSample2D<double>(c.factor, c.mode);
         test::expect_gradients(layer, test::random_tensor<double>(2, c.input, seed++), c.label);
     }
