@@ -28,8 +28,8 @@
 // Another layer type, a user's own included, exports through a function registered for it:
 //   auto exporters = OnnxExporters<float>::builtin();
 //   exporters.add<Scale<float>>([](const Scale<float>& layer, OnnxLayerContext& site) {
-//       const std::string factor = site.graph.add_floats(site.name + ".factor", {layer.factor()});
-//       return site.graph.add_node("Mul", site.name, {site.input.name, factor}, site.input.rank);
+//       const std::string scale = site.graph.add_floats(site.name + ".scale", {layer.scale()});
+//       return site.graph.add_node("Mul", site.name, {site.input.name, scale}, site.input.rank);
 //   });
 //   options.exporters = exporters;
 // Without one the export stops with an ArgumentError naming the layer and its place. The export
@@ -87,7 +87,11 @@ public:
     // registration of the same type wins.
     template <class L, class F> OnnxExporters& add(F function) {
         Function wrapped = [function](const Layer<T>& layer, OnnxLayerContext& site) {
-            return function(*layer.template get<L>(), site);
+            const L* held = layer.template get<L>();
+            if (held == nullptr)  // another type with the same type_name
+                throw ArgumentError("ONNX export: layer " + site.name + " is a " + layer.type() +
+                                    " of another C++ type than its export function takes");
+            return function(*held, site);
         };
         for (auto& entry : functions_)
             if (entry.first == L::type_name) {
@@ -161,20 +165,19 @@ template <class T> std::vector<std::string> with_bias(std::vector<std::string> i
 
 // y = x W^T + b on (batch, inputs).
 template <class T> Value gemm(OnnxLayerContext& site, const std::string& name, const Matrix<T>& weight,
-                              const Vector<T>* bias) {
+                              bool use_bias, const Vector<T>& bias) {
     const Value x = onnx::to_matrix(site.graph, site.input);
-    std::vector<std::string> inputs{
-        x.name, site.graph.add_weights(site.name + ".weight", {weight.rows(), weight.cols()}, weight.data())};
-    if (bias) inputs = with_bias(inputs, true, site, *bias);
-    return site.graph.add_node("Gemm", name, inputs, 2, {{"transB", std::int64_t{1}}});
+    const std::string w = site.graph.add_weights(site.name + ".weight", {weight.rows(), weight.cols()}, weight.data());
+    return site.graph.add_node("Gemm", name, with_bias({x.name, w}, use_bias, site, bias), 2,
+                               {{"transB", std::int64_t{1}}});
 }
 
 template <class T> Value dense(const Dense<T>& layer, OnnxLayerContext& site) {
-    return gemm(site, site.name, layer.weight(), layer.use_bias() ? &layer.bias() : nullptr);
+    return gemm(site, site.name, layer.weight(), layer.use_bias(), layer.bias());
 }
 
 template <class T> Value contractive_dense(const ContractiveDense<T>& layer, OnnxLayerContext& site) {
-    const Value z = gemm(site, site.name + ".linear", layer.weight(), &layer.bias());
+    const Value z = gemm(site, site.name + ".linear", layer.weight(), true, layer.bias());
     return site.graph.add_node("Sigmoid", site.name, {z.name}, 2);
 }
 
