@@ -37,6 +37,7 @@
 // Registry is what every loader takes and knows nothing of ONNX; an exporter is only needed here.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -156,7 +157,7 @@ inline Ints window_pads(const Shape& input, Size2 kernel, Size2 stride, Padding 
 
 inline Ints sizes(Size2 size) { return {size.height, size.width}; }
 
-// The optional bias input of Gemm, Conv and ConvTranspose: its name, or none.
+// The inputs of a Gemm, Conv or ConvTranspose with the layer's bias appended, when it has one.
 template <class T> std::vector<std::string> with_bias(std::vector<std::string> inputs, bool use_bias,
                                                       OnnxLayerContext& site, const Vector<T>& bias) {
     if (use_bias) inputs.push_back(site.graph.add_weights(site.name + ".bias", {bias.size()}, bias.data()));
