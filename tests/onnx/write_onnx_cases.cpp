@@ -168,7 +168,8 @@ void add_examples(CaseWriter& cases) {
                     Autoencoder<float>(Encoder<float>{Dense<float>(16), Tanh<float>(), Dense<float>(4)},
                                        Decoder<float>{Dense<float>(16), Tanh<float>(), Dense<float>(30)}, {30, 1, 1}, 7),
                     70);
-    // feature_learning: 784-256-64-256-784 with each variant's first layer and code.
+    // feature_learning: 784-256-64-256-784 with each variant's first layer and code (the denoising
+    // variant trains the plain network: its masking noise is applied to the data, not in the model).
     const std::vector<std::pair<std::string, std::vector<Layer<float>>>> variants = {
         {"plain", {Dense<float>(256), Sigmoid<float>()}},
         {"contractive", {ContractiveDense<float>(256, 3e-5)}},
