@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "../core/errors.hpp"
@@ -81,34 +82,6 @@ inline void sgemm_reference(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b, boo
 
 namespace detail {
 
-// Packs rows [0, rows) x depth [0, depth) of `a` into panels of `tile_rows` rows: panel r holds,
-// for each p, the tile_rows values a(r*tile_rows + i, p); rows past the end are zeros.
-inline void pack_a(ConstMatrixRef a, Index rows, Index depth, Index tile_rows, float* packed) {
-    for (Index panel = 0; panel < rows; panel += tile_rows) {
-        const Index valid = std::min(tile_rows, rows - panel);
-        for (Index p = 0; p < depth; ++p) {
-            const float* source = &a.at(panel, p);
-            for (Index i = 0; i < valid; ++i) packed[i] = source[i * a.row_stride];
-            for (Index i = valid; i < tile_rows; ++i) packed[i] = 0.0f;
-            packed += tile_rows;
-        }
-    }
-}
-
-// Packs depth [0, depth) x columns [0, cols) of `b` into panels of `tile_cols` columns: panel c
-// holds, for each p, the tile_cols values b(p, c*tile_cols + j); columns past the end are zeros.
-inline void pack_b(ConstMatrixRef b, Index depth, Index cols, Index tile_cols, float* packed) {
-    for (Index panel = 0; panel < cols; panel += tile_cols) {
-        const Index valid = std::min(tile_cols, cols - panel);
-        for (Index p = 0; p < depth; ++p) {
-            const float* source = &b.at(p, panel);
-            for (Index j = 0; j < valid; ++j) packed[j] = source[j * b.col_stride];
-            for (Index j = valid; j < tile_cols; ++j) packed[j] = 0.0f;
-            packed += tile_cols;
-        }
-    }
-}
-
 // Writes an mr x nr tile (column-major in `tile`) to the valid rows x cols of c: stored on the
 // first depth block of a product that does not accumulate, added otherwise.
 inline void write_tile(const float* tile, Index tile_rows, MatrixRef c, Index rows, Index cols, bool add) {
@@ -120,6 +93,35 @@ inline void write_tile(const float* tile, Index tile_rows, MatrixRef c, Index ro
 }
 
 #if LATENT_X86_KERNELS
+
+// Packs a block of `source` (rows x depth, read as source.at(i, p)) into panels of `tile` rows:
+// panel r holds, for each p, the `tile` values source(r*tile + i, p); rows past the end are
+// zeros. Both operands pack this way: A as it is, B transposed (its columns are the rows).
+// Each storage order gets a loop that reads memory in order: unit-stride copies for the values
+// of one p, or one row at a time when a row's values are contiguous along p. Inlined into each
+// kernel family's product below, so it is compiled for that family's vector width.
+template <Index tile> __attribute__((always_inline)) inline void pack_panels(ConstMatrixRef source, float* packed) {
+    const Index rows = source.rows, depth = source.cols;
+    for (Index panel = 0; panel < rows; panel += tile, packed += tile * depth) {
+        const Index valid = std::min(tile, rows - panel);
+        if (valid < tile)
+            for (Index p = 0; p < depth; ++p)
+                for (Index i = valid; i < tile; ++i) packed[p * tile + i] = 0.0f;
+        if (source.row_stride == 1 && valid == tile) {  // a fixed-size copy: a few vector moves
+            for (Index p = 0; p < depth; ++p) std::memcpy(packed + p * tile, &source.at(panel, p), sizeof(float) * tile);
+        } else if (source.row_stride == 1) {
+            for (Index p = 0; p < depth; ++p) std::memcpy(packed + p * tile, &source.at(panel, p), sizeof(float) * valid);
+        } else if (source.col_stride == 1) {
+            for (Index i = 0; i < valid; ++i) {
+                const float* row = &source.at(panel + i, 0);
+                for (Index p = 0; p < depth; ++p) packed[p * tile + i] = row[p];
+            }
+        } else {
+            for (Index p = 0; p < depth; ++p)
+                for (Index i = 0; i < valid; ++i) packed[p * tile + i] = source.at(panel + i, p);
+        }
+    }
+}
 
 // One depth block of C += A_packed * B_packed for a rows x cols block of c, over micro-tiles of
 // 32 x 12: 24 accumulators of 16 floats, each column j of the tile updated as
@@ -223,23 +225,41 @@ __attribute__((target("avx2,fma"))) inline void macro_kernel_avx2(const float* p
     }
 }
 
-#endif  // LATENT_X86_KERNELS
-
-// The micro-tile shape of each kernel.
-struct TileShape {
-    Index rows, cols;
-};
-inline TileShape tile_shape(Isa isa) { return isa == Isa::Avx512 ? TileShape{32, 12} : TileShape{16, 6}; }
-
-inline void macro_kernel(Isa isa, const float* packed_a, const float* packed_b, Index depth, MatrixRef c, Index rows,
-                         Index cols, bool add) {
-#if LATENT_X86_KERNELS
-    if (isa == Isa::Avx512) return macro_kernel_avx512(packed_a, packed_b, depth, c, rows, cols, add);
-    if (isa == Isa::Avx2) return macro_kernel_avx2(packed_a, packed_b, depth, c, rows, cols, add);
-#endif
-    (void)packed_a, (void)packed_b, (void)depth, (void)c, (void)rows, (void)cols, (void)add;
-    throw Error("sgemm: no vector kernel for instruction set '" + std::string(isa_name(isa)) + "'");
+// C = A * B (or C += A * B) over blocks: for each block of columns and each depth block, B's
+// block is packed once; for each block of rows, A's block is packed and the macro-kernel runs.
+using MacroKernel = void (*)(const float*, const float*, Index, MatrixRef, Index, Index, bool);
+template <Index tile_rows, Index tile_cols, MacroKernel macro_kernel>
+__attribute__((always_inline)) inline void blocked_product(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b,
+                                                           float* packed_a, float* packed_b, bool accumulate) {
+    const Index m = c.rows, n = c.cols, k = a.cols;
+    for (Index col = 0; col < n; col += kSgemmColBlock) {
+        const Index cols = std::min(kSgemmColBlock, n - col);
+        for (Index depth_start = 0; depth_start < k; depth_start += kSgemmDepthBlock) {
+            const Index depth = std::min(kSgemmDepthBlock, k - depth_start);
+            const ConstMatrixRef b_block{&b.at(depth_start, col), depth, cols, b.row_stride, b.col_stride};
+            pack_panels<tile_cols>(b_block.transposed(), packed_b);
+            const bool add = accumulate || depth_start > 0;
+            for (Index row = 0; row < m; row += kSgemmRowBlock) {
+                const Index rows = std::min(kSgemmRowBlock, m - row);
+                pack_panels<tile_rows>({&a.at(row, depth_start), rows, depth, a.row_stride, a.col_stride}, packed_a);
+                macro_kernel(packed_a, packed_b, depth, {&c.at(row, col), rows, cols, c.row_stride, c.col_stride},
+                             rows, cols, add);
+            }
+        }
+    }
 }
+
+__attribute__((target("avx512f,fma"))) inline void product_avx512(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b,
+                                                                  float* packed_a, float* packed_b, bool accumulate) {
+    blocked_product<32, 12, macro_kernel_avx512>(c, a, b, packed_a, packed_b, accumulate);
+}
+
+__attribute__((target("avx2,fma"))) inline void product_avx2(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b,
+                                                             float* packed_a, float* packed_b, bool accumulate) {
+    blocked_product<16, 6, macro_kernel_avx2>(c, a, b, packed_a, packed_b, accumulate);
+}
+
+#endif  // LATENT_X86_KERNELS
 
 }  // namespace detail
 
@@ -267,7 +287,6 @@ inline void sgemm(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b, float* worksp
     }
     const Index m = c.rows, n = c.cols, k = a.cols;
     if (m == 0 || n == 0) return;
-    const detail::TileShape tile = detail::tile_shape(isa);
     float* packed_a = reinterpret_cast<float*>(round_up(reinterpret_cast<std::uintptr_t>(workspace), 64));
     float* packed_b = packed_a + round_up(round_up(std::min(m, kSgemmRowBlock), kSgemmMaxTileRows) *
                                               std::min(k, kSgemmDepthBlock), 16);
@@ -277,22 +296,12 @@ inline void sgemm(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b, float* worksp
                 for (Index i = 0; i < m; ++i) c.at(i, j) = 0.0f;
         return;
     }
-    for (Index col = 0; col < n; col += kSgemmColBlock) {
-        const Index cols = std::min(kSgemmColBlock, n - col);
-        for (Index depth_start = 0; depth_start < k; depth_start += kSgemmDepthBlock) {
-            const Index depth = std::min(kSgemmDepthBlock, k - depth_start);
-            const ConstMatrixRef b_block{&b.at(depth_start, col), depth, cols, b.row_stride, b.col_stride};
-            detail::pack_b(b_block, depth, cols, tile.cols, packed_b);
-            const bool add = accumulate || depth_start > 0;
-            for (Index row = 0; row < m; row += kSgemmRowBlock) {
-                const Index rows = std::min(kSgemmRowBlock, m - row);
-                const ConstMatrixRef a_block{&a.at(row, depth_start), rows, depth, a.row_stride, a.col_stride};
-                detail::pack_a(a_block, rows, depth, tile.rows, packed_a);
-                const MatrixRef c_block{&c.at(row, col), rows, cols, c.row_stride, c.col_stride};
-                detail::macro_kernel(isa, packed_a, packed_b, depth, c_block, rows, cols, add);
-            }
-        }
-    }
+#if LATENT_X86_KERNELS
+    if (isa == Isa::Avx512) return detail::product_avx512(c, a, b, packed_a, packed_b, accumulate);
+    if (isa == Isa::Avx2) return detail::product_avx2(c, a, b, packed_a, packed_b, accumulate);
+#endif
+    (void)packed_b;
+    throw Error("sgemm: no vector kernel for instruction set '" + std::string(isa_name(isa)) + "'");
 }
 
 }  // namespace kernels
