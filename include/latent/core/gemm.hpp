@@ -1,9 +1,12 @@
-// gemm(): Eigen's matrix-product kernel with packing memory supplied by the caller.
+// gemm(): the matrix product under every layer, with packing memory supplied by the caller.
 //
-// `C.noalias() = A * B` in Eigen packs blocks of A and B into temporary buffers, and for all
-// but small products it allocates them on the heap at every call. Layers call this instead:
-// the same Eigen kernel (same blocking, same results), but its packing buffers live in scratch
-// memory the layer reserved once, so a steady-state training step allocates nothing.
+// Float products run on latent's own kernels (kernels/sgemm.hpp), compiled for AVX2+FMA and for
+// AVX-512 and chosen at run time, so a build without -march flags gets the machine's speed.
+// Double products, and float ones on a CPU without AVX2 (or with LATENT_ISA=portable), run on
+// Eigen's kernel, with the packing buffers in caller-owned scratch memory instead of the heap
+// (`C.noalias() = A * B` would allocate them at every call) and with fixed blocking instead of
+// Eigen's cache-size-dependent one, so the order of the sums -- and the results -- do not
+// depend on the CPU model. Either way a steady-state training step allocates nothing.
 //
 // Operands are any Eigen expressions that Eigen itself would hand to its GEMM kernel: maps or
 // matrices, row- or column-major, blocks of them, and transposes of those.
@@ -146,6 +149,7 @@ void gemm(Result&& result, const Lhs& lhs, const Rhs& rhs, T* workspace, Index w
         return;
     }
     const T alpha = LhsTraits::extractScalarFactor(lhs) * RhsTraits::extractScalarFactor(rhs);
+#ifndef LATENT_USE_BLAS
     if constexpr (std::is_same_v<T, float>) {
         if (kernels::sgemm_available() && alpha == 1.0f) {
             kernels::sgemm(detail::strided(result.data(), result), detail::strided(&actual_lhs.coeffRef(0, 0), actual_lhs),
@@ -154,6 +158,7 @@ void gemm(Result&& result, const Lhs& lhs, const Rhs& rhs, T* workspace, Index w
             return;
         }
     }
+#endif
     const auto sizes = detail::blocking_for<Result>(rows, cols, depth);
     void* start = workspace;
     std::size_t space = static_cast<std::size_t>(workspace_size) * sizeof(T);
