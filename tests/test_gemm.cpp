@@ -5,7 +5,11 @@
 
 #include <latent/core/gemm.hpp>
 #include <latent/core/random.hpp>
+#include <latent/kernels/cpu_features.hpp>
 
+#include "helpers.hpp"
+
+#include <cstring>
 #include <vector>
 
 using namespace latent;
@@ -80,4 +84,103 @@ TEST_CASE("gemm: wrong shapes and a short workspace are refused", "[gemm]") {
     CHECK_THROWS_AS(gemm(result, a, b, workspace.data(), 1000), ShapeError);
     const RowMatrix c = random_matrix<RowMatrix>(3, 2, 3);
     CHECK_THROWS_AS(gemm(result, a, c, workspace.data(), 2), Error);
+}
+
+namespace {
+
+using FloatRowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// The vector kernels this CPU can run (the ones it cannot are left out, not failed).
+std::vector<Isa> runnable_vector_kernels() {
+    std::vector<Isa> kernels;
+    for (Isa isa : {Isa::Avx2, Isa::Avx512})
+        if (static_cast<int>(isa) <= static_cast<int>(detail::detected_isa())) kernels.push_back(isa);
+    return kernels;
+}
+
+}  // namespace
+
+TEST_CASE("sgemm: every vector kernel gives the reference loops' bits, for every orientation and edge", "[gemm]") {
+    const auto kernels_here = runnable_vector_kernels();
+    if (kernels_here.empty()) {
+        test::skip("this CPU has neither AVX2 nor AVX-512");
+        return;
+    }
+    // Sizes around the tile (32 x 12, 16 x 6) and block (192 rows, 256 depth, 1536 columns) edges.
+    const std::vector<std::array<Index, 3>> shapes = {{1, 1, 1},    {3, 5, 7},     {32, 12, 256}, {33, 13, 257},
+                                                      {17, 1, 33},  {1, 288, 900}, {193, 7, 513}, {40, 1537, 20},
+                                                      {100, 300, 700}};
+    Rng rng(7);
+    for (const auto& [rows, cols, depth] : shapes)
+        for (int orientation = 0; orientation < 8; ++orientation) {
+            INFO(rows << "x" << depth << " * " << depth << "x" << cols << ", orientation " << orientation);
+            std::vector<float> a(static_cast<std::size_t>(rows * depth)), b(static_cast<std::size_t>(depth * cols));
+            std::vector<float> initial(static_cast<std::size_t>(rows * cols));
+            for (std::vector<float>* values : {&a, &b, &initial})
+                for (float& value : *values) value = static_cast<float>(rng.uniform(-1, 1));
+            // Bit 0: A column-major; bit 1: B column-major; bit 2: C column-major.
+            const kernels::ConstMatrixRef lhs = (orientation & 1) ? kernels::ConstMatrixRef{a.data(), rows, depth, 1, rows}
+                                                                  : kernels::ConstMatrixRef{a.data(), rows, depth, depth, 1};
+            const kernels::ConstMatrixRef rhs = (orientation & 2) ? kernels::ConstMatrixRef{b.data(), depth, cols, 1, depth}
+                                                                  : kernels::ConstMatrixRef{b.data(), depth, cols, cols, 1};
+            const auto result_ref = [&](std::vector<float>& values) {
+                return (orientation & 4) ? kernels::MatrixRef{values.data(), rows, cols, 1, rows}
+                                         : kernels::MatrixRef{values.data(), rows, cols, cols, 1};
+            };
+            for (const bool accumulate : {false, true}) {
+                std::vector<float> expected = initial;
+                kernels::sgemm_reference(result_ref(expected), lhs, rhs, accumulate);
+                for (Isa isa : kernels_here) {
+                    INFO(isa_name(isa) << (accumulate ? ", accumulating" : ""));
+                    std::vector<float> result = initial;
+                    std::vector<float> workspace(static_cast<std::size_t>(kernels::sgemm_workspace_size(rows, cols, depth)));
+                    kernels::sgemm(result_ref(result), lhs, rhs, workspace.data(), static_cast<Index>(workspace.size()),
+                                   accumulate, isa);
+                    CHECK(std::memcmp(result.data(), expected.data(), result.size() * sizeof(float)) == 0);
+                }
+            }
+        }
+}
+
+TEST_CASE("sgemm: the reference loops are the product (to float rounding)", "[gemm]") {
+    const FloatRowMatrix a = random_matrix<RowMatrix>(37, 600, 8).cast<float>();
+    const FloatRowMatrix b = random_matrix<RowMatrix>(600, 29, 9).cast<float>();
+    FloatRowMatrix result(37, 29);
+    kernels::sgemm_reference({result.data(), 37, 29, 29, 1}, {a.data(), 37, 600, 600, 1}, {b.data(), 600, 29, 29, 1},
+                             false);
+    const RowMatrix exact = a.cast<double>() * b.cast<double>();
+    CHECK((result.cast<double>() - exact).cwiseAbs().maxCoeff() < 1e-4);
+}
+
+TEST_CASE("gemm: results do not depend on the CPU's cache sizes", "[gemm]") {
+    // Eigen sizes its depth blocks from the L1 cache; gemm() must not, or a CPU with another L1
+    // would sum in another order. Tried with two cache configurations, in double and float.
+    std::ptrdiff_t l1 = 0, l2 = 0, l3 = 0;
+    Eigen::internal::manage_caching_sizes(Eigen::GetAction, &l1, &l2, &l3);
+    const RowMatrix a = random_matrix<RowMatrix>(64, 1500, 10), b = random_matrix<RowMatrix>(1500, 70, 11);
+    const FloatRowMatrix a_float = a.cast<float>(), b_float = b.cast<float>();
+    std::vector<double> workspace(static_cast<std::size_t>(gemm_workspace_size<double>(64, 70, 1500)));
+    std::vector<float> float_workspace(static_cast<std::size_t>(gemm_workspace_size<float>(64, 70, 1500)));
+    RowMatrix first(64, 70), second(64, 70);
+    FloatRowMatrix first_float(64, 70), second_float(64, 70);
+    Eigen::setCpuCacheSizes(32 * 1024, 1024 * 1024, 32 * 1024 * 1024);
+    gemm_without_malloc(first, a, b, workspace);
+    gemm(first_float, a_float, b_float, float_workspace.data(), static_cast<Index>(float_workspace.size()));
+    Eigen::setCpuCacheSizes(48 * 1024, 2 * 1024 * 1024, 105 * 1024 * 1024);
+    gemm_without_malloc(second, a, b, workspace);
+    gemm(second_float, a_float, b_float, float_workspace.data(), static_cast<Index>(float_workspace.size()));
+    Eigen::setCpuCacheSizes(l1, l2, l3);
+    CHECK(std::memcmp(first.data(), second.data(), sizeof(double) * 64 * 70) == 0);
+    CHECK(std::memcmp(first_float.data(), second_float.data(), sizeof(float) * 64 * 70) == 0);
+}
+
+TEST_CASE("LATENT_ISA: names a kernel family the CPU has, else a clear error", "[gemm]") {
+    CHECK(detail::choose_isa("", Isa::Avx512) == Isa::Avx512);
+    CHECK(detail::choose_isa("portable", Isa::Avx512) == Isa::Portable);
+    CHECK(detail::choose_isa("avx2", Isa::Avx512) == Isa::Avx2);
+    CHECK(detail::choose_isa("avx2", Isa::Avx2) == Isa::Avx2);
+    CHECK_THROWS_WITH(detail::choose_isa("avx512", Isa::Avx2),
+                      Catch::Contains("LATENT_ISA=avx512") && Catch::Contains("at most avx2"));
+    CHECK_THROWS_WITH(detail::choose_isa("sse", Isa::Avx512), Catch::Contains("not one of portable, avx2, avx512"));
+    CHECK_THROWS_AS(detail::choose_isa("AVX2", Isa::Avx512), ArgumentError);
 }

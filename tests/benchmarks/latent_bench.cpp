@@ -11,8 +11,21 @@
 // batch (zero_grad, forward + loss + backward, checked optimizer step) without the epoch loop,
 // to show what the loop itself costs. Inference is Autoencoder::reconstruct() on the batch
 // (eval mode, forward only, result copied into a new tensor as a user gets it).
+//
+//   latent_bench --workload W1 --mode latency [--calls 10000]
+//
+// W5, the deployment case: one sample at a time through forward() and its anomaly score (the
+// mean squared reconstruction error), --calls times; prints the p50 and p99 latency in
+// microseconds and the heap allocations per call (counted by this program's operator new).
+//
+//   latent_bench --gemm-peak --threads N
+//
+// The float GEMM kernel's speed on 1024^3 (each of N threads multiplies its share of the
+// columns), in GFLOP/s, as the ceiling the workloads' achieved GFLOP/s are compared with.
 #include <sys/resource.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -20,9 +33,23 @@
 #include <exception>
 #include <iostream>
 #include <limits>
+#include <new>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "workloads.hpp"
+
+// Every heap allocation of the process, so the latency mode can show it makes none per call.
+std::atomic<long long> heap_allocations{0};
+
+void* operator new(std::size_t size) {
+    heap_allocations.fetch_add(1, std::memory_order_relaxed);
+    if (void* memory = std::malloc(size == 0 ? 1 : size)) return memory;
+    throw std::bad_alloc();
+}
+void operator delete(void* memory) noexcept { std::free(memory); }
+void operator delete(void* memory, std::size_t) noexcept { std::free(memory); }
 
 namespace {
 
@@ -33,13 +60,15 @@ struct Options {
     std::string workload = "W2";
     Index batch = 0;  // 0: the workload's first batch size
     int threads = 1;
-    std::string mode = "train";  // train | infer
+    std::string mode = "train";  // train | infer | latency
     std::string loop = "fit";    // fit | step
     double seconds = 2.0;
     int warmup = 2;
     int min_steps = 3;
     bool check_finite = true;
     Index micro_batch = 0;  // FitOptions::micro_batch (0: fit()'s automatic choice)
+    long calls = 10000;     // latency mode
+    bool gemm_peak = false;
 };
 
 struct Measurement {
@@ -143,13 +172,86 @@ Measurement infer(Autoencoder<float>& model, const Tensor<float>& batch, const O
     return result;
 }
 
+// W5: one sample per call, the way a service scores requests.
+int measure_latency(Autoencoder<float>& model, const bench::Workload& workload, const Options& options) {
+    const Tensor<float> samples = bench::random_batch(workload, 64);
+    const Index sample_size = workload.input.size();
+    const auto score = [&](long call) {
+        const ConstTensorView<float> input = view(samples.data() + (call % 64) * sample_size, 1, workload.input);
+        const ConstTensorView<float> output = model.forward(input);
+        double error = 0;
+        for (Index i = 0; i < sample_size; ++i) {
+            const double difference = static_cast<double>(output.data()[i]) - input.data()[i];
+            error += difference * difference;
+        }
+        return error / static_cast<double>(sample_size);
+    };
+    double checksum = 0;
+    for (long call = 0; call < 100; ++call) checksum += score(call);  // warm-up: buffers grow here
+    std::vector<double> microseconds(static_cast<std::size_t>(options.calls));
+    const long long allocations_before = heap_allocations.load();
+    for (long call = 0; call < options.calls; ++call) {
+        const auto start = Clock::now();
+        checksum += score(call);
+        microseconds[static_cast<std::size_t>(call)] = std::chrono::duration<double, std::micro>(Clock::now() - start).count();
+    }
+    const long long allocations = heap_allocations.load() - allocations_before;
+    std::sort(microseconds.begin(), microseconds.end());
+    const auto percentile = [&](double p) {
+        return microseconds[static_cast<std::size_t>(p * static_cast<double>(microseconds.size() - 1))];
+    };
+    std::printf("RESULT framework=latent workload=%s batch=1 threads=%d mode=latency calls=%ld p50_us=%.2f p99_us=%.2f "
+                "allocations_per_call=%.3f isa=%s checksum=%.6g\n",
+                workload.name.c_str(), options.threads, options.calls, percentile(0.5), percentile(0.99),
+                static_cast<double>(allocations) / static_cast<double>(options.calls), isa_name(active_isa()),
+                checksum);
+    return 0;
+}
+
+// The GEMM kernel on 1024^3: each thread multiplies A by its own block of B's columns.
+int measure_gemm_peak(const Options& options) {
+    constexpr Index n = 1024;
+    const int threads = options.threads;
+    using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    const RowMatrix a = RowMatrix::Random(n, n), b = RowMatrix::Random(n, n);
+    RowMatrix c(n, n);
+    const Index share = (n + threads - 1) / threads;
+    std::vector<std::vector<float>> workspaces(static_cast<std::size_t>(threads));
+    for (auto& workspace : workspaces)
+        workspace.resize(static_cast<std::size_t>(gemm_workspace_size<float>(n, share, n)));
+    const auto multiply = [&] {
+        std::vector<std::thread> workers;
+        for (int t = 0; t < threads; ++t)
+            workers.emplace_back([&, t] {
+                const Index first = t * share, count = std::min(share, n - first);
+                auto& workspace = workspaces[static_cast<std::size_t>(t)];
+                gemm(c.middleCols(first, count), a, b.middleCols(first, count), workspace.data(),
+                     static_cast<Index>(workspace.size()));
+            });
+        for (auto& worker : workers) worker.join();
+    };
+    multiply();
+    double best = 1e30;
+    const auto start = Clock::now();
+    do {
+        const auto begin = Clock::now();
+        multiply();
+        best = std::min(best, std::chrono::duration<double>(Clock::now() - begin).count());
+    } while (std::chrono::duration<double>(Clock::now() - start).count() < options.seconds);
+    std::printf("PEAK framework=latent kernel=%s threads=%d gflops=%.1f\n", isa_name(active_isa()), threads,
+                2.0 * n * n * n / best / 1e9);
+    return 0;
+}
+
 void usage(std::ostream& out) {
-    out << "usage: latent_bench --workload W1|W2|W3|W4 [--batch N] [--threads N] [--mode train|infer]\n"
+    out << "usage: latent_bench --workload W1|W2|W3|W4 [--batch N] [--threads N] [--mode train|infer|latency]\n"
            "                    [--loop fit|step] [--seconds S] [--warmup N] [--min-steps N] [--no-check-finite]\n"
            "                    [--micro-batch N]  (samples per forward/backward pass; default: automatic)\n"
+           "                    [--calls N]  (latency mode: one-sample calls to time; default 10000)\n"
+           "       latent_bench --gemm-peak [--threads N] [--seconds S]   (float GEMM on 1024^3)\n"
            "       latent_bench --list     (the workloads and their batch sizes, one per line)\n"
            "Prints: RESULT framework=latent workload=.. batch=.. threads=.. mode=.. steps=.. seconds=..\n"
-           "        img_per_s=.. cpu_util=.. peak_rss_kb=.. loss=..\n";
+           "        img_per_s=.. gflops=.. cpu_util=.. peak_rss_kb=.. loss=.. isa=..\n";
 }
 
 Options parse(int argc, char** argv) {
@@ -170,6 +272,8 @@ Options parse(int argc, char** argv) {
         else if (flag == "--min-steps") options.min_steps = std::stoi(value(i));
         else if (flag == "--no-check-finite") options.check_finite = false;
         else if (flag == "--micro-batch") options.micro_batch = std::stol(value(i));
+        else if (flag == "--calls") options.calls = std::stol(value(i));
+        else if (flag == "--gemm-peak") options.gemm_peak = true;
         else if (flag == "--list") {
             for (const auto& workload : bench::all_workloads())
                 for (const Index batch : workload.batches)
@@ -183,7 +287,10 @@ Options parse(int argc, char** argv) {
             throw ArgumentError("unknown argument '" + flag + "'");
         }
     }
-    detail::require(options.mode == "train" || options.mode == "infer", "latent_bench", "--mode is train or infer");
+    detail::require(options.mode == "train" || options.mode == "infer" || options.mode == "latency", "latent_bench",
+                    "--mode is train, infer or latency");
+    detail::require(options.calls >= 1, "latent_bench", "--calls must be >= 1");
+    detail::require(options.threads >= 1, "latent_bench", "--threads must be >= 1");
     detail::require(options.loop == "fit" || options.loop == "step", "latent_bench", "--loop is fit or step");
     detail::require(options.warmup >= 1, "latent_bench", "--warmup must be >= 1");
     detail::require(options.min_steps >= 1, "latent_bench", "--min-steps must be >= 1");
@@ -192,12 +299,14 @@ Options parse(int argc, char** argv) {
 
 int run(int argc, char** argv) {
     Options options = parse(argc, argv);
+    if (options.gemm_peak) return measure_gemm_peak(options);
     const bench::Workload workload = bench::find_workload(options.workload);
     if (options.batch == 0) options.batch = workload.batches.front();
     set_num_threads(options.threads);
 
     Autoencoder<float> model = bench::build_model(workload, 42);
     const Tensor<float> batch = bench::random_batch(workload, options.batch);
+    if (options.mode == "latency") return measure_latency(model, workload, options);
     const Loss<float> loss = bench::make_loss(workload.loss);
     Measurement result;
     if (options.mode == "infer") result = infer(model, batch, options);
@@ -205,12 +314,13 @@ int run(int argc, char** argv) {
     else result = train_with_steps(model, batch, loss, options);
 
     const double images_per_second = static_cast<double>(result.steps * options.batch) / result.seconds;
+    const double gflops = images_per_second * bench::flops_per_sample(workload, options.mode == "train") / 1e9;
     std::printf("RESULT framework=latent workload=%s batch=%ld threads=%d mode=%s loop=%s steps=%lld "
-                "seconds=%.4f img_per_s=%.2f cpu_util=%.2f peak_rss_kb=%ld loss=%.6g openmp=%d\n",
+                "seconds=%.4f img_per_s=%.2f gflops=%.2f cpu_util=%.2f peak_rss_kb=%ld loss=%.6g openmp=%d isa=%s\n",
                 workload.name.c_str(), static_cast<long>(options.batch), options.threads, options.mode.c_str(),
                 options.mode == "infer" ? "reconstruct" : options.loop.c_str(), result.steps, result.seconds,
-                images_per_second, result.cpu_seconds / result.seconds, peak_rss_kb(), result.last_loss,
-                has_openmp() ? 1 : 0);
+                images_per_second, gflops, result.cpu_seconds / result.seconds, peak_rss_kb(), result.last_loss,
+                has_openmp() ? 1 : 0, isa_name(active_isa()));
     return 0;
 }
 

@@ -6,6 +6,8 @@ for a while and prints one machine-readable RESULT line, in the format of latent
 
     torch_bench.py --workload W2 --batch 128 --threads 2 --mode train [--seconds 2] [--warmup 2]
     torch_bench.py --blas-info      which BLAS PyTorch loaded, and its OpenBLAS kernel
+    torch_bench.py --workload W1 --mode latency [--calls 10000]   one sample per call (W5)
+    torch_bench.py --gemm-peak --threads N   float torch.mm on 1024^3, GFLOP/s (a PEAK line)
 
 Same shapes, batch, loss and optimizer (torch.optim.Adam, lr 1e-3) as latent_bench; float32;
 the same batch (uniform in [0, 1)) every step. TensorFlow's "same" padding is reproduced in
@@ -141,12 +143,60 @@ def measure(step, warmup, seconds, min_steps):
             return steps, elapsed, time.process_time() - cpu_start
 
 
+def gemm_peak(threads, seconds):
+    """torch.mm (its BLAS) on 1024^3 float matrices: best GFLOP/s over `seconds`."""
+    set_threads(threads)
+    n = 1024
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    c = torch.mm(a, b)
+    best = float("inf")
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        begin = time.perf_counter()
+        torch.mm(a, b, out=c)
+        best = min(best, time.perf_counter() - begin)
+    _, library = openblas_library()
+    kernel = "unknown"
+    if library is not None:
+        library.openblas_get_corename.restype = ctypes.c_char_p
+        kernel = "openblas-" + library.openblas_get_corename().decode()
+    print(f"PEAK framework=pytorch kernel={kernel} threads={threads} gflops={2.0 * n ** 3 / best / 1e9:.1f}")
+
+
+def latency(args):
+    """W5: forward and the mean squared reconstruction error of one sample per call."""
+    set_threads(args.threads)
+    torch.manual_seed(42)
+    model, sample_shape, _ = build(args.workload)
+    model.eval()
+    samples = torch.rand((64, 1) + sample_shape, dtype=torch.float32)
+    checksum = 0.0
+    with torch.inference_mode():
+        for call in range(100):
+            x = samples[call % 64]
+            checksum += float(((model(x) - x) ** 2).mean())
+        times = []
+        for call in range(args.calls):
+            x = samples[call % 64]
+            begin = time.perf_counter()
+            checksum += float(((model(x) - x) ** 2).mean())
+            times.append((time.perf_counter() - begin) * 1e6)
+    times.sort()
+    def percentile(p):
+        return times[int(p * (len(times) - 1))]
+    print(f"RESULT framework=pytorch workload={args.workload} batch=1 threads={args.threads} mode=latency "
+          f"calls={args.calls} p50_us={percentile(0.5):.2f} p99_us={percentile(0.99):.2f} "
+          f"checksum={checksum:.6g} torch={torch.__version__}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workload", default="W2")
     parser.add_argument("--batch", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--mode", choices=("train", "infer"), default="train")
+    parser.add_argument("--mode", choices=("train", "infer", "latency"), default="train")
+    parser.add_argument("--calls", type=int, default=10000)
+    parser.add_argument("--gemm-peak", action="store_true")
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--min-steps", type=int, default=3)
@@ -154,6 +204,12 @@ def main():
     args = parser.parse_args()
     if args.blas_info:
         blas_info()
+        return
+    if args.gemm_peak:
+        gemm_peak(args.threads, args.seconds)
+        return
+    if args.mode == "latency":
+        latency(args)
         return
     batch = args.batch or DEFAULT_BATCH.get(args.workload, 32)
 

@@ -29,18 +29,28 @@ struct Workload {
     Shape input;                 // one sample
     std::vector<Index> batches;  // the batch sizes the comparison runs
     LossKind loss;
+    // Multiply-adds of one sample's forward pass, summed over the Dense (inputs x units),
+    // Conv2D (output positions x filters x kernel area x input channels) and ConvTranspose2D
+    // (input positions x filters x kernel area x input channels) layers.
+    double forward_macs;
 };
 
 inline std::vector<Workload> all_workloads() {
     return {
-        {"W1", "dense AE 784-256-128-32-128-256-784", Shape{784, 1, 1}, {256}, LossKind::BinaryCrossEntropy},
-        {"W2", "MNIST conv denoiser 28x28", Shape{1, 28, 28}, {32, 128}, LossKind::BinaryCrossEntropy},
-        {"W3", "Olivetti strided conv AE 32x32", Shape{1, 32, 32}, {50}, LossKind::SumSquaredError},
-        {"W4", "128x128x3 conv AE, 300-d code", Shape{3, 128, 128}, {16}, LossKind::MeanSquaredError},
+        {"W1", "dense AE 784-256-128-32-128-256-784", Shape{784, 1, 1}, {256}, LossKind::BinaryCrossEntropy, 475136},
+        {"W2", "MNIST conv denoiser 28x28", Shape{1, 28, 28}, {32, 128}, LossKind::BinaryCrossEntropy, 4515840},
+        {"W3", "Olivetti strided conv AE 32x32", Shape{1, 32, 32}, {50}, LossKind::SumSquaredError, 2105344},
+        {"W4", "128x128x3 conv AE, 300-d code", Shape{3, 128, 128}, {16}, LossKind::MeanSquaredError, 130154496},
     };
 }
 
 // The workload called `name`; ArgumentError naming the known ones otherwise.
+// Floating-point operations per sample: 2 per multiply-add; a training step counts three
+// passes (forward, input gradient, weight gradient), the usual convention.
+inline double flops_per_sample(const Workload& workload, bool training) {
+    return 2.0 * workload.forward_macs * (training ? 3.0 : 1.0);
+}
+
 inline Workload find_workload(const std::string& name) {
     for (const auto& workload : all_workloads())
         if (workload.name == name) return workload;

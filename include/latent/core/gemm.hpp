@@ -1,9 +1,12 @@
-// gemm(): Eigen's matrix-product kernel with packing memory supplied by the caller.
+// gemm(): the matrix product under every layer, with packing memory supplied by the caller.
 //
-// `C.noalias() = A * B` in Eigen packs blocks of A and B into temporary buffers, and for all
-// but small products it allocates them on the heap at every call. Layers call this instead:
-// the same Eigen kernel (same blocking, same results), but its packing buffers live in scratch
-// memory the layer reserved once, so a steady-state training step allocates nothing.
+// Float products run on latent's own kernels (kernels/sgemm.hpp), compiled for AVX2+FMA and for
+// AVX-512 and chosen at run time, so a build without -march flags gets the machine's speed.
+// Double products, and float ones on a CPU without AVX2 (or with LATENT_ISA=portable), run on
+// Eigen's kernel, with the packing buffers in caller-owned scratch memory instead of the heap
+// (`C.noalias() = A * B` would allocate them at every call) and with fixed blocking instead of
+// Eigen's cache-size-dependent one, so the order of the sums -- and the results -- do not
+// depend on the CPU model. Either way a steady-state training step allocates nothing.
 //
 // Operands are any Eigen expressions that Eigen itself would hand to its GEMM kernel: maps or
 // matrices, row- or column-major, blocks of them, and transposes of those.
@@ -24,6 +27,7 @@
 #include "errors.hpp"
 #include "scratch.hpp"
 #include "tensor.hpp"
+#include "../kernels/sgemm.hpp"
 
 #ifdef LATENT_USE_BLAS
 #include <cblas.h>
@@ -35,13 +39,14 @@ namespace latent {
 namespace detail {
 
 // Packing memory Eigen's blocked GEMM needs for an (m x n) += (m x depth) * (depth x n) product
-// in its column-major form, and the blocking it will use.
+// in its column-major form, and the blocking it will use. The blocking is fixed, not derived
+// from the CPU's cache sizes as Eigen's own is: kc decides the order of the sums, so a
+// cache-dependent kc would give different results on CPUs with other L1 sizes.
 template <class T> struct GemmBlockingSizes {
     Index kc = 0, mc = 0, nc = 0;
 
-    GemmBlockingSizes(Index m, Index n, Index depth) : kc(depth), mc(m), nc(n) {
-        Eigen::internal::computeProductBlockingSizes<T, T, 1, Index>(kc, mc, nc, 1);
-    }
+    GemmBlockingSizes(Index m, Index n, Index depth)
+        : kc(std::min<Index>(depth, 256)), mc(std::min<Index>(m, 192)), nc(std::min<Index>(n, 1536)) {}
     Index size_a() const { return (mc * kc + 15) / 16 * 16; }  // keeps B on a 64-byte boundary
     Index size_b() const { return kc * nc; }
     Index total() const { return size_a() + size_b(); }
@@ -70,6 +75,14 @@ blocking_for(Index rows, Index cols, Index depth) {
     using T = typename std::decay_t<Result>::Scalar;
     return storage_order<Result>() == Eigen::RowMajor ? GemmBlockingSizes<T>(cols, rows, depth)
                                                       : GemmBlockingSizes<T>(rows, cols, depth);
+}
+
+// An Eigen matrix expression (a map, a block, a transpose of one) as the strided operand of
+// kernels::sgemm.
+template <class Pointer, class Expression> kernels::StridedMatrix<Pointer> strided(Pointer data, const Expression& m) {
+    const bool row_major = storage_order<Expression>() == Eigen::RowMajor;
+    const Index inner = m.innerStride(), outer = m.outerStride();
+    return {data, m.rows(), m.cols(), row_major ? outer : inner, row_major ? inner : outer};
 }
 
 #ifdef LATENT_USE_BLAS
@@ -111,7 +124,9 @@ template <class T>
 Index gemm_workspace_size(Index rows, Index cols, Index depth, int result_order = Eigen::RowMajor) {
     const auto sizes = result_order == Eigen::RowMajor ? detail::GemmBlockingSizes<T>(cols, rows, depth)
                                                        : detail::GemmBlockingSizes<T>(rows, cols, depth);
-    return sizes.total() + 16;  // + room to align the start to 64 bytes
+    const Index eigen_size = sizes.total() + 16;  // + room to align the start to 64 bytes
+    if constexpr (std::is_same_v<T, float>) return std::max(eigen_size, kernels::sgemm_workspace_size(rows, cols, depth));
+    return eigen_size;
 }
 
 // result = lhs * rhs, or result += lhs * rhs with `accumulate`. `workspace` holds at least
@@ -133,6 +148,17 @@ void gemm(Result&& result, const Lhs& lhs, const Rhs& rhs, T* workspace, Index w
         if (!accumulate) result.setZero();
         return;
     }
+    const T alpha = LhsTraits::extractScalarFactor(lhs) * RhsTraits::extractScalarFactor(rhs);
+#ifndef LATENT_USE_BLAS
+    if constexpr (std::is_same_v<T, float>) {
+        if (kernels::sgemm_available() && alpha == 1.0f) {
+            kernels::sgemm(detail::strided(result.data(), result), detail::strided(&actual_lhs.coeffRef(0, 0), actual_lhs),
+                           detail::strided(&actual_rhs.coeffRef(0, 0), actual_rhs), workspace, workspace_size,
+                           accumulate);
+            return;
+        }
+    }
+#endif
     const auto sizes = detail::blocking_for<Result>(rows, cols, depth);
     void* start = workspace;
     std::size_t space = static_cast<std::size_t>(workspace_size) * sizeof(T);
@@ -140,7 +166,6 @@ void gemm(Result&& result, const Lhs& lhs, const Rhs& rhs, T* workspace, Index w
     if (aligned == nullptr)  // (checked with BLAS too, so a caller's mistake shows in every build)
         throw Error("gemm: workspace of " + std::to_string(workspace_size) + " values is too small (needs " +
                     std::to_string(sizes.total() + 16) + ")");
-    const T alpha = LhsTraits::extractScalarFactor(lhs) * RhsTraits::extractScalarFactor(rhs);
 #ifdef LATENT_USE_BLAS
     if (detail::blas_gemm<T>(result, actual_lhs, actual_rhs, alpha, accumulate ? T(1) : T(0))) return;
 #endif

@@ -1,0 +1,308 @@
+// sgemm(): C = A * B (or C += A * B) in float, with kernels for AVX2+FMA and AVX-512 chosen at
+// run time, so a build without -march flags still runs at the speed of the machine.
+//
+// The classic blocked scheme: B is packed in panels of kc x nr, A in panels of mr x kc, and a
+// register-blocked micro-kernel multiplies one A panel by one B panel into an mr x nr tile.
+//
+// The rule that makes results reproducible: every element of C is the sum over k in blocks of
+// kSgemmDepthBlock, each block accumulated in k order with one fused multiply-add per term,
+// starting from zero, then added to C. Only that block size (a constant) decides the rounding
+// -- not the tile sizes, the cache sizes, the thread count or the vector width -- so the AVX2
+// and AVX-512 kernels give the same bits on every CPU that runs them.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "../core/errors.hpp"
+#include "../core/tensor.hpp"
+#include "cpu_features.hpp"
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define LATENT_X86_KERNELS 1
+// The micro-kernels' loops over tile columns must be unrolled for the accumulators to live in
+// registers; -O2 alone does not unroll them.
+#define LATENT_UNROLL _Pragma("GCC unroll 16")
+#else
+#define LATENT_X86_KERNELS 0
+#endif
+
+namespace latent {
+namespace kernels {
+
+// A matrix operand: element (i, j) is data[i * row_stride + j * col_stride].
+template <class Pointer> struct StridedMatrix {
+    Pointer data;
+    Index rows, cols, row_stride, col_stride;
+
+    auto& at(Index i, Index j) const { return data[i * row_stride + j * col_stride]; }
+    StridedMatrix transposed() const { return {data, cols, rows, col_stride, row_stride}; }
+};
+using ConstMatrixRef = StridedMatrix<const float*>;
+using MatrixRef = StridedMatrix<float*>;
+
+// The summation block along k (see the rule above); the other block sizes only tile the work.
+constexpr Index kSgemmDepthBlock = 256;
+constexpr Index kSgemmRowBlock = 192;     // rows of A packed at once: 192 x 256 floats = 192 KiB (L2)
+constexpr Index kSgemmColBlock = 1536;    // columns of B packed at once: 1.5 MiB (L3)
+constexpr Index kSgemmMaxTileRows = 32;   // the widest micro-kernel's mr and nr,
+constexpr Index kSgemmMaxTileCols = 12;   // for sizing packing memory
+
+constexpr Index round_up(Index value, Index multiple) { return (value + multiple - 1) / multiple * multiple; }
+
+// Floats of packing memory sgemm() needs for an (m x k) * (k x n) product, whichever kernel runs.
+inline Index sgemm_workspace_size(Index m, Index n, Index k) {
+    const Index depth = std::min(k, kSgemmDepthBlock);
+    const Index packed_a = round_up(std::min(m, kSgemmRowBlock), kSgemmMaxTileRows) * depth;
+    const Index packed_b = round_up(std::min(n, kSgemmColBlock), kSgemmMaxTileCols) * depth;
+    const Index transposed_a = round_up(std::min(n, kSgemmRowBlock), kSgemmMaxTileRows) * depth;
+    const Index transposed_b = round_up(std::min(m, kSgemmColBlock), kSgemmMaxTileCols) * depth;
+    return round_up(std::max(packed_a + packed_b, transposed_a + transposed_b), 16) + 32;  // + alignment
+}
+
+// The plain loops sgemm() must agree with exactly (same order, same fused multiply-adds); for
+// tests, and as the definition of what the fast kernels compute.
+inline void sgemm_reference(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b, bool accumulate) {
+    for (Index i = 0; i < c.rows; ++i)
+        for (Index j = 0; j < c.cols; ++j) {
+            float total = accumulate ? c.at(i, j) : 0.0f;
+            for (Index block = 0; block < a.cols; block += kSgemmDepthBlock) {
+                float partial = 0.0f;
+                const Index end = std::min(a.cols, block + kSgemmDepthBlock);
+                for (Index p = block; p < end; ++p) partial = std::fma(a.at(i, p), b.at(p, j), partial);
+                total = (block == 0 && !accumulate) ? partial : total + partial;
+            }
+            c.at(i, j) = total;
+        }
+}
+
+namespace detail {
+
+// Writes an mr x nr tile (column-major in `tile`) to the valid rows x cols of c: stored on the
+// first depth block of a product that does not accumulate, added otherwise.
+inline void write_tile(const float* tile, Index tile_rows, MatrixRef c, Index rows, Index cols, bool add) {
+    for (Index j = 0; j < cols; ++j)
+        for (Index i = 0; i < rows; ++i) {
+            float& target = c.at(i, j);
+            target = add ? target + tile[j * tile_rows + i] : tile[j * tile_rows + i];
+        }
+}
+
+#if LATENT_X86_KERNELS
+
+// Packs a block of `source` (rows x depth, read as source.at(i, p)) into panels of `tile` rows:
+// panel r holds, for each p, the `tile` values source(r*tile + i, p); rows past the end are
+// zeros. Both operands pack this way: A as it is, B transposed (its columns are the rows).
+// Each storage order gets a loop that reads memory in order: unit-stride copies for the values
+// of one p, or one row at a time when a row's values are contiguous along p. Inlined into each
+// kernel family's product below, so it is compiled for that family's vector width.
+template <Index tile> __attribute__((always_inline)) inline void pack_panels(ConstMatrixRef source, float* packed) {
+    const Index rows = source.rows, depth = source.cols;
+    for (Index panel = 0; panel < rows; panel += tile, packed += tile * depth) {
+        const Index valid = std::min(tile, rows - panel);
+        if (valid < tile)
+            for (Index p = 0; p < depth; ++p)
+                for (Index i = valid; i < tile; ++i) packed[p * tile + i] = 0.0f;
+        if (source.row_stride == 1 && valid == tile) {  // a fixed-size copy: a few vector moves
+            for (Index p = 0; p < depth; ++p) std::memcpy(packed + p * tile, &source.at(panel, p), sizeof(float) * tile);
+        } else if (source.row_stride == 1) {
+            for (Index p = 0; p < depth; ++p) std::memcpy(packed + p * tile, &source.at(panel, p), sizeof(float) * valid);
+        } else if (source.col_stride == 1) {
+            for (Index i = 0; i < valid; ++i) {
+                const float* row = &source.at(panel + i, 0);
+                for (Index p = 0; p < depth; ++p) packed[p * tile + i] = row[p];
+            }
+        } else {
+            for (Index p = 0; p < depth; ++p)
+                for (Index i = 0; i < valid; ++i) packed[p * tile + i] = source.at(panel + i, p);
+        }
+    }
+}
+
+// One depth block of C += A_packed * B_packed for a rows x cols block of c, over micro-tiles of
+// 32 x 12: 24 accumulators of 16 floats, each column j of the tile updated as
+// tile[:, j] = fma(a[:, p], b[p, j], tile[:, j]) for p in k order.
+__attribute__((target("avx512f,fma"))) inline void macro_kernel_avx512(const float* packed_a, const float* packed_b,
+                                                                       Index depth, MatrixRef c, Index rows,
+                                                                       Index cols, bool add) {
+    constexpr Index mr = 32, nr = 12;
+    alignas(64) float tile[mr * nr];
+    for (Index col = 0; col < cols; col += nr) {
+        const float* b_panel = packed_b + col * depth;
+        for (Index row = 0; row < rows; row += mr) {
+            const float* a = packed_a + row * depth;
+            const float* b = b_panel;
+            __m512 acc[nr][2];
+            LATENT_UNROLL
+            for (Index j = 0; j < nr; ++j) acc[j][0] = acc[j][1] = _mm512_setzero_ps();
+            for (Index p = 0; p < depth; ++p, a += mr, b += nr) {
+                const __m512 a_low = _mm512_load_ps(a), a_high = _mm512_load_ps(a + 16);
+                LATENT_UNROLL
+                for (Index j = 0; j < nr; ++j) {
+                    const __m512 b_value = _mm512_set1_ps(b[j]);
+                    acc[j][0] = _mm512_fmadd_ps(a_low, b_value, acc[j][0]);
+                    acc[j][1] = _mm512_fmadd_ps(a_high, b_value, acc[j][1]);
+                }
+            }
+            // Through memory, so the accumulators are only ever indexed by constants (a
+            // variable index would keep them on the stack inside the loop above).
+            LATENT_UNROLL
+            for (Index j = 0; j < nr; ++j) {
+                _mm512_store_ps(tile + j * mr, acc[j][0]);
+                _mm512_store_ps(tile + j * mr + 16, acc[j][1]);
+            }
+            const Index valid_rows = std::min(mr, rows - row), valid_cols = std::min(nr, cols - col);
+            MatrixRef target{&c.at(row, col), valid_rows, valid_cols, c.row_stride, c.col_stride};
+            if (valid_rows < mr || c.row_stride != 1) {
+                write_tile(tile, mr, target, valid_rows, valid_cols, add);
+                continue;
+            }
+            for (Index j = 0; j < valid_cols; ++j) {  // whole columns in place
+                float* column = &target.at(0, j);
+                __m512 low = _mm512_load_ps(tile + j * mr), high = _mm512_load_ps(tile + j * mr + 16);
+                if (add) {
+                    low = _mm512_add_ps(_mm512_loadu_ps(column), low);
+                    high = _mm512_add_ps(_mm512_loadu_ps(column + 16), high);
+                }
+                _mm512_storeu_ps(column, low);
+                _mm512_storeu_ps(column + 16, high);
+            }
+        }
+    }
+}
+
+// The same for AVX2: micro-tiles of 16 x 6, 12 accumulators of 8 floats.
+__attribute__((target("avx2,fma"))) inline void macro_kernel_avx2(const float* packed_a, const float* packed_b,
+                                                                  Index depth, MatrixRef c, Index rows, Index cols,
+                                                                  bool add) {
+    constexpr Index mr = 16, nr = 6;
+    alignas(32) float tile[mr * nr];
+    for (Index col = 0; col < cols; col += nr) {
+        const float* b_panel = packed_b + col * depth;
+        for (Index row = 0; row < rows; row += mr) {
+            const float* a = packed_a + row * depth;
+            const float* b = b_panel;
+            __m256 acc[nr][2];
+            LATENT_UNROLL
+            for (Index j = 0; j < nr; ++j) acc[j][0] = acc[j][1] = _mm256_setzero_ps();
+            for (Index p = 0; p < depth; ++p, a += mr, b += nr) {
+                const __m256 a_low = _mm256_load_ps(a), a_high = _mm256_load_ps(a + 8);
+                LATENT_UNROLL
+                for (Index j = 0; j < nr; ++j) {
+                    const __m256 b_value = _mm256_broadcast_ss(b + j);
+                    acc[j][0] = _mm256_fmadd_ps(a_low, b_value, acc[j][0]);
+                    acc[j][1] = _mm256_fmadd_ps(a_high, b_value, acc[j][1]);
+                }
+            }
+            // Through memory, so the accumulators are only ever indexed by constants (a
+            // variable index would keep them on the stack inside the loop above).
+            LATENT_UNROLL
+            for (Index j = 0; j < nr; ++j) {
+                _mm256_store_ps(tile + j * mr, acc[j][0]);
+                _mm256_store_ps(tile + j * mr + 8, acc[j][1]);
+            }
+            const Index valid_rows = std::min(mr, rows - row), valid_cols = std::min(nr, cols - col);
+            MatrixRef target{&c.at(row, col), valid_rows, valid_cols, c.row_stride, c.col_stride};
+            if (valid_rows < mr || c.row_stride != 1) {
+                write_tile(tile, mr, target, valid_rows, valid_cols, add);
+                continue;
+            }
+            for (Index j = 0; j < valid_cols; ++j) {  // whole columns in place
+                float* column = &target.at(0, j);
+                __m256 low = _mm256_load_ps(tile + j * mr), high = _mm256_load_ps(tile + j * mr + 8);
+                if (add) {
+                    low = _mm256_add_ps(_mm256_loadu_ps(column), low);
+                    high = _mm256_add_ps(_mm256_loadu_ps(column + 8), high);
+                }
+                _mm256_storeu_ps(column, low);
+                _mm256_storeu_ps(column + 8, high);
+            }
+        }
+    }
+}
+
+// C = A * B (or C += A * B) over blocks: for each block of columns and each depth block, B's
+// block is packed once; for each block of rows, A's block is packed and the macro-kernel runs.
+using MacroKernel = void (*)(const float*, const float*, Index, MatrixRef, Index, Index, bool);
+template <Index tile_rows, Index tile_cols, MacroKernel macro_kernel>
+__attribute__((always_inline)) inline void blocked_product(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b,
+                                                           float* packed_a, float* packed_b, bool accumulate) {
+    const Index m = c.rows, n = c.cols, k = a.cols;
+    for (Index col = 0; col < n; col += kSgemmColBlock) {
+        const Index cols = std::min(kSgemmColBlock, n - col);
+        for (Index depth_start = 0; depth_start < k; depth_start += kSgemmDepthBlock) {
+            const Index depth = std::min(kSgemmDepthBlock, k - depth_start);
+            const ConstMatrixRef b_block{&b.at(depth_start, col), depth, cols, b.row_stride, b.col_stride};
+            pack_panels<tile_cols>(b_block.transposed(), packed_b);
+            const bool add = accumulate || depth_start > 0;
+            for (Index row = 0; row < m; row += kSgemmRowBlock) {
+                const Index rows = std::min(kSgemmRowBlock, m - row);
+                pack_panels<tile_rows>({&a.at(row, depth_start), rows, depth, a.row_stride, a.col_stride}, packed_a);
+                macro_kernel(packed_a, packed_b, depth, {&c.at(row, col), rows, cols, c.row_stride, c.col_stride},
+                             rows, cols, add);
+            }
+        }
+    }
+}
+
+__attribute__((target("avx512f,fma"))) inline void product_avx512(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b,
+                                                                  float* packed_a, float* packed_b, bool accumulate) {
+    blocked_product<32, 12, macro_kernel_avx512>(c, a, b, packed_a, packed_b, accumulate);
+}
+
+__attribute__((target("avx2,fma"))) inline void product_avx2(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b,
+                                                             float* packed_a, float* packed_b, bool accumulate) {
+    blocked_product<16, 6, macro_kernel_avx2>(c, a, b, packed_a, packed_b, accumulate);
+}
+
+#endif  // LATENT_X86_KERNELS
+
+}  // namespace detail
+
+// True when sgemm() has a kernel for this process's instruction set (see active_isa()).
+inline bool sgemm_available(Isa isa = active_isa()) { return isa == Isa::Avx2 || isa == Isa::Avx512; }
+
+// c = a * b, or c += a * b with `accumulate`, on the kernel of `isa` (sgemm_available(isa) must
+// hold). `workspace` holds at least sgemm_workspace_size(m, n, k) floats; it is overwritten.
+inline void sgemm(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b, float* workspace, Index workspace_size,
+                  bool accumulate, Isa isa = active_isa()) {
+    if (a.rows != c.rows || b.cols != c.cols || a.cols != b.rows)
+        throw ShapeError("sgemm: (" + std::to_string(a.rows) + "x" + std::to_string(a.cols) + ") * (" +
+                         std::to_string(b.rows) + "x" + std::to_string(b.cols) + ") into (" +
+                         std::to_string(c.rows) + "x" + std::to_string(c.cols) + ")");
+    if (workspace_size < sgemm_workspace_size(c.rows, c.cols, a.cols))
+        throw Error("sgemm: workspace of " + std::to_string(workspace_size) + " floats is too small (needs " +
+                    std::to_string(sgemm_workspace_size(c.rows, c.cols, a.cols)) + ")");
+    // The micro-kernels write whole columns of a tile; a row-major C is computed as the
+    // column-major C^T = B^T A^T (the same sums in the same order).
+    if (c.row_stride != 1 && c.col_stride == 1) {
+        c = c.transposed();
+        const ConstMatrixRef old_a = a;
+        a = b.transposed();
+        b = old_a.transposed();
+    }
+    const Index m = c.rows, n = c.cols, k = a.cols;
+    if (m == 0 || n == 0) return;
+    float* packed_a = reinterpret_cast<float*>(round_up(reinterpret_cast<std::uintptr_t>(workspace), 64));
+    float* packed_b = packed_a + round_up(round_up(std::min(m, kSgemmRowBlock), kSgemmMaxTileRows) *
+                                              std::min(k, kSgemmDepthBlock), 16);
+    if (k == 0) {
+        if (!accumulate)
+            for (Index j = 0; j < n; ++j)
+                for (Index i = 0; i < m; ++i) c.at(i, j) = 0.0f;
+        return;
+    }
+#if LATENT_X86_KERNELS
+    if (isa == Isa::Avx512) return detail::product_avx512(c, a, b, packed_a, packed_b, accumulate);
+    if (isa == Isa::Avx2) return detail::product_avx2(c, a, b, packed_a, packed_b, accumulate);
+#endif
+    (void)packed_b;
+    throw Error("sgemm: no vector kernel for instruction set '" + std::string(isa_name(isa)) + "'");
+}
+
+}  // namespace kernels
+}  // namespace latent
