@@ -153,6 +153,9 @@ private:
         if (member.method != zip_stored && member.method != zip_deflated)
             fail("member '" + member.name + "': compression method " + std::to_string(member.method) +
                  " is not read (0, stored, and 8, deflated, are)");
+        if (member.method == zip_stored && member.compressed != member.uncompressed)
+            fail("member '" + member.name + "': a stored member's sizes differ (" + std::to_string(member.compressed) + " and " +
+                 std::to_string(member.uncompressed) + " bytes)");
         check_local_header(member);
         return member;
     }

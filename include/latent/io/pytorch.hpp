@@ -184,7 +184,8 @@ template <class Model> void import_weights(Model& model, const std::string& path
     const std::vector<StateDictEntry<T>> entries = state_dict(model);
     const std::vector<std::string> problems = detail::weight_mismatches(entries, arrays);
     if (!problems.empty()) {
-        std::string text = "'" + path + "': the weights do not fit the model (" + std::to_string(problems.size()) + " problems):";
+        std::string text = "'" + path + "': the weights do not fit the model (" + std::to_string(problems.size()) +
+                           (problems.size() == 1 ? " problem):" : " problems):");
         for (const std::string& problem : problems) text += "\n  " + problem;
         throw FormatError(text);
     }
