@@ -341,6 +341,10 @@ TEST_CASE("safetensors: every inconsistency is a FormatError naming the file and
     refused(safetensors_file(R"({"__metadata__":{"format":1},"a":{"dtype":"F32","shape":[6],"data_offsets":[0,24]}})", data),
             "__metadata__ must map strings to strings");
     refused(safetensors_file("{\"\xff\":{}}", data), "not valid JSON");  // not UTF-8
+    refused(safetensors_file("{\"a\":[[[[1]]]]}", data), "nests deeper than a .safetensors header does");
+    // Brackets inside strings (escaped quotes too) do not count.
+    const std::string bracketed = R"({"__metadata__":{"note":"[[[{{\"[["},"a":{"dtype":"F32","shape":[6],"data_offsets":[0,24]}})";
+    CHECK(parse_safetensors(safetensors_file(bracketed, data), "ok.safetensors").size() == 1);
 }
 
 TEST_CASE("npz: stored and deflated archives parse back; numpy.savez's zip64 local fields are read", "[interop]") {

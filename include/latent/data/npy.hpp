@@ -12,6 +12,8 @@
 // order, truncated or excess data). Every size in the header is checked before anything is
 // allocated: the product of the non-zero dimensions must be at most max_elements
 // (core/checked.hpp), also for an array with a zero dimension, and the data must fill the file.
+// The same checks work on a file held in memory (read_npy_layout): io/npz.hpp parses the members
+// of .npz archives with them.
 #pragma once
 
 #include <algorithm>

@@ -50,8 +50,33 @@ inline const char* safetensors_dtype(ElementType type) {
     return type == ElementType::F32 ? "F32" : type == ElementType::F64 ? "F64" : "I64";
 }
 
+// A header nests at most three deep (the header, an entry, its shape). Checked on the bytes
+// before parsing: a parser keeps a stack entry per open bracket, so a hostile header of a million
+// '[' would cost memory, and printing such a value would recurse as deep.
+constexpr int max_safetensors_nesting = 3;
+
+inline void require_shallow_json(std::string_view text, const std::string& where) {
+    int depth = 0;
+    bool in_string = false, escaped = false;
+    for (const char c : text) {
+        if (in_string) {
+            in_string = escaped || c != '"';
+            escaped = !escaped && c == '\\';
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max_safetensors_nesting)
+                throw FormatError(where + "the header nests deeper than a .safetensors header does (" +
+                                  std::to_string(max_safetensors_nesting) + " levels)");
+        } else if (c == '}' || c == ']') {
+            --depth;
+        }
+    }
+}
+
 // The header as JSON; FormatError for malformed JSON or a key repeated within an object.
 inline nlohmann::json parse_safetensors_json(std::string_view text, const std::string& where) {
+    require_shallow_json(text, where);
     std::vector<std::set<std::string>> keys_of_open_objects;
     std::string repeated;
     const auto note_keys = [&](int, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
@@ -74,10 +99,16 @@ inline nlohmann::json parse_safetensors_json(std::string_view text, const std::s
     return header;
 }
 
+// A value as messages show it: its JSON, cut after 200 characters.
+inline std::string json_excerpt(const nlohmann::json& value) {
+    const std::string text = value.dump();
+    return text.size() <= 200 ? text : text.substr(0, 200) + "...";
+}
+
 // A JSON number that must be a non-negative integer of at most `limit`.
 inline std::uint64_t safetensors_size(const nlohmann::json& value, std::uint64_t limit, const std::string& what) {
     if (!value.is_number_unsigned() || value.get<std::uint64_t>() > limit)
-        throw FormatError(what + " must be an integer in [0, " + std::to_string(limit) + "], got " + value.dump());
+        throw FormatError(what + " must be an integer in [0, " + std::to_string(limit) + "], got " + json_excerpt(value));
     return value.get<std::uint64_t>();
 }
 
@@ -89,26 +120,27 @@ struct SafetensorsEntry {
 
 inline SafetensorsEntry parse_safetensors_entry(const std::string& name, const nlohmann::json& entry,
                                                 std::uint64_t buffer_size, const std::string& where) {
-    const std::string what = where + "array '" + name + "': ";
+    const std::string array_where = where + "array '" + name + "'";
+    const std::string what = array_where + ": ";
     if (!entry.is_object() || entry.size() != 3 || !entry.contains("dtype") || !entry.contains("shape") ||
         !entry.contains("data_offsets"))
         throw FormatError(what + "an entry must be an object of exactly \"dtype\", \"shape\" and \"data_offsets\", got " +
-                          entry.dump());
+                          json_excerpt(entry));
     SafetensorsEntry parsed;
     parsed.array.name = name;
     const nlohmann::json& dtype = entry["dtype"];
     if (dtype == "F32") parsed.array.type = ElementType::F32;
     else if (dtype == "F64") parsed.array.type = ElementType::F64;
     else if (dtype == "I64") parsed.array.type = ElementType::I64;
-    else throw FormatError(what + "unsupported dtype " + dtype.dump() + " (F32, F64 and I64 are read)");
+    else throw FormatError(what + "unsupported dtype " + json_excerpt(dtype) + " (F32, F64 and I64 are read)");
     const nlohmann::json& shape = entry["shape"];
-    if (!shape.is_array()) throw FormatError(what + "shape must be a list, got " + shape.dump());
+    if (!shape.is_array()) throw FormatError(what + "shape must be a list, got " + json_excerpt(shape));
     for (const nlohmann::json& dimension : shape)
         parsed.array.shape.push_back(static_cast<Index>(safetensors_size(dimension, max_elements, what + "a dimension")));
-    const Index count = element_count(parsed.array.shape, what.substr(0, what.size() - 2));
+    const Index count = element_count(parsed.array.shape, array_where);
     const nlohmann::json& offsets = entry["data_offsets"];
     if (!offsets.is_array() || offsets.size() != 2)
-        throw FormatError(what + "data_offsets must be [begin, end], got " + offsets.dump());
+        throw FormatError(what + "data_offsets must be [begin, end], got " + json_excerpt(offsets));
     parsed.begin = safetensors_size(offsets[0], buffer_size, what + "data_offsets begin (the data buffer's size is the limit)");
     parsed.end = safetensors_size(offsets[1], buffer_size, what + "data_offsets end (the data buffer's size is the limit)");
     const std::uint64_t needed = checked_multiply<FormatError>(static_cast<std::uint64_t>(count),
@@ -144,7 +176,7 @@ inline void require_tiling(std::vector<SafetensorsEntry>& entries, std::uint64_t
 inline void check_safetensors_metadata(const nlohmann::json& metadata, const std::string& where) {
     const bool strings = metadata.is_object() && std::all_of(metadata.begin(), metadata.end(),
                                                              [](const nlohmann::json& value) { return value.is_string(); });
-    if (!strings) throw FormatError(where + "__metadata__ must map strings to strings, got " + metadata.dump());
+    if (!strings) throw FormatError(where + "__metadata__ must map strings to strings, got " + json_excerpt(metadata));
 }
 
 }  // namespace detail
