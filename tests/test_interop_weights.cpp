@@ -347,7 +347,7 @@ TEST_CASE("safetensors: every inconsistency is a FormatError naming the file and
     CHECK(parse_safetensors(safetensors_file(bracketed, data), "ok.safetensors").size() == 1);
 }
 
-TEST_CASE("npz: stored and deflated archives parse back; numpy.savez's zip64 local fields are read", "[interop]") {
+TEST_CASE("npz: stored and deflated archives parse back, and numpy.savez's zip64 local fields are read", "[interop]") {
     const NamedArrays arrays = two_arrays();
     for (const NpzCompression compression : {NpzCompression::Stored, NpzCompression::Deflated}) {
         const NamedArrays back = parse_npz(npz_bytes(arrays, compression), "two.npz");
