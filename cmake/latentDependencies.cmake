@@ -10,6 +10,8 @@
 #   ZLIB (required): the IDX reader opens .gz files.
 #   PNG (required, Debian's libpng-dev) and JPEG (required, libjpeg62-turbo-dev): decoding PNG
 #     and JPEG files, which may be untrusted, with libraries that are maintained and fuzzed.
+#   nlohmann_json (required, Debian's nlohmann-json3-dev, header-only): the JSON header of
+#     .safetensors weight files, which may be hostile -- a maintained, fuzzed parser.
 #   stb (required, pkg-config module "stb", Debian's libstb-dev): BMP reading and PNG writing.
 #     libstb holds stb's compiled implementation exactly once per program, so any number of
 #     translation units -- and the user's own stb code -- can include the stb headers.
@@ -33,6 +35,7 @@ macro(latent_find_dependencies latent_context latent_openmp)
   _latent_require_package(ZLIB)
   _latent_require_package(PNG)
   _latent_require_package(JPEG)
+  _latent_require_package(nlohmann_json 3.2)
   _latent_require_package(PkgConfig)
   if(NOT TARGET PkgConfig::LATENT_STB)
     pkg_check_modules(LATENT_STB QUIET IMPORTED_TARGET stb)
@@ -54,7 +57,8 @@ endmacro()
 # latent_link_dependencies(<target> <openmp>): attaches the dependencies to the INTERFACE target;
 # OpenMP (with the LATENT_USE_OPENMP=1 definition the headers test) when <openmp> is true.
 function(latent_link_dependencies target openmp)
-  target_link_libraries(${target} INTERFACE Eigen3::Eigen ZLIB::ZLIB PNG::PNG JPEG::JPEG PkgConfig::LATENT_STB)
+  target_link_libraries(${target} INTERFACE Eigen3::Eigen ZLIB::ZLIB PNG::PNG JPEG::JPEG nlohmann_json::nlohmann_json
+                                            PkgConfig::LATENT_STB)
   if(openmp)
     target_link_libraries(${target} INTERFACE OpenMP::OpenMP_CXX)
     target_compile_definitions(${target} INTERFACE LATENT_USE_OPENMP=1)

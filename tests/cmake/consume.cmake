@@ -104,7 +104,7 @@ if(NOT EXISTS "${consumer}")
   set(consumer "${WORK_DIR}/build/Release/consumer")  # multi-configuration generators
 endif()
 execute_process(COMMAND "${consumer}" RESULT_VARIABLE result OUTPUT_VARIABLE output
-                ERROR_VARIABLE output)
+                ERROR_VARIABLE output WORKING_DIRECTORY "${WORK_DIR}")  # it writes a weights file there
 message(STATUS "consume.cmake: ${output}")
 if(NOT result EQUAL 0)
   message(FATAL_ERROR "consume.cmake: the ${WAY} consumer failed (${result})")

@@ -1,5 +1,7 @@
 // A program that uses latent as any user's would: a Dense layer with weights set by hand, a
-// forward pass over a batch, and the result checked against arithmetic done here.
+// forward pass over a batch, and the result checked against arithmetic done here; then weights
+// through a .safetensors file, whose JSON header needs the nlohmann-json the package brings.
+#include <latent/io/pytorch.hpp>
 #include <latent/latent.hpp>
 
 #include <cstdio>
@@ -28,6 +30,15 @@ int main() {
                         static_cast<long>(n), y(n, 0, 0, 0), y(n, 1, 0, 0));
             return 1;
         }
+    }
+    latent::Sequential<float> original{latent::Dense<float>(2)}, copy{latent::Dense<float>(2)};
+    original.build({3, 1, 1}, 1);
+    copy.build({3, 1, 1}, 2);
+    latent::export_weights(original, "consumer-weights.safetensors");
+    latent::import_weights(copy, "consumer-weights.safetensors");
+    if (copy.layer(0).get<latent::Dense<float>>()->weight() != original.layer(0).get<latent::Dense<float>>()->weight()) {
+        std::printf("consumer: the weights read back from consumer-weights.safetensors differ\n");
+        return 1;
     }
     std::printf("consumer: Dense forward gave (-1.75, 2) for all %ld samples; OpenMP: %s\n",
                 static_cast<long>(batch), latent::has_openmp() ? "yes" : "no");

@@ -1,5 +1,6 @@
 // Writes the seed corpus of every fuzz target: small valid files of each kind a loader reads.
 //   fuzz_make_seeds <corpus folder>     (the committed corpus is tests/fuzz/corpus)
+#include <latent/io/pytorch.hpp>
 #include <latent/latent.hpp>
 
 #include <jpeglib.h>
@@ -177,6 +178,18 @@ void model_seeds(const fs::path& corpus) {
         fs::copy_file(entry.path(), crc / entry.path().filename(), fs::copy_options::overwrite_existing);
 }
 
+// The weights of a small network with every mapping rule (an implicit flatten, BatchNorm's
+// buffers and int64 counter, a transposed convolution), as .safetensors and as .npz.
+void weight_seeds(const fs::path& corpus) {
+    Autoencoder<float> model(Encoder<float>{Conv2D<float>(2, 3, 2), ReLU<float>(), Dense<float>(3), BatchNorm<float>()},
+                             Decoder<float>{Dense<float>(16), Reshape<float>(Shape{1, 4, 4}), ConvTranspose2D<float>(1, 3, 2)},
+                             {1, 8, 8}, 1);
+    export_weights(model, (folder_of(corpus, "safetensors") / "autoencoder.safetensors").string());
+    const fs::path npz = folder_of(corpus, "npz");
+    export_weights(model, (npz / "deflated.npz").string());
+    export_weights(model, (npz / "stored.npz").string(), NpzCompression::Stored);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -192,5 +205,6 @@ int main(int argc, char** argv) {
     bmp_seeds(corpus);
     pnm_seeds(corpus);
     model_seeds(corpus);
+    weight_seeds(corpus);
     return 0;
 }

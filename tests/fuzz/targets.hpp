@@ -6,6 +6,8 @@
 // exception, a crash or a sanitizer report is a finding.
 #pragma once
 
+#include <latent/io/npz.hpp>
+#include <latent/io/safetensors.hpp>
 #include <latent/latent.hpp>
 
 #include <zlib.h>
@@ -160,11 +162,26 @@ inline Outcome model_crc(const std::uint8_t* data, std::size_t size) {
     return run(file.data(), file.size(), ".latent", load_model);
 }
 
+// Weight files: a file that parses must also give every array's values (the invariant of
+// io/named_arrays.hpp: its bytes are exactly its shape's values).
+template <class Read> void read_weights(const std::string& path, Read&& read) {
+    for (const latent::NamedArray& array : read(path))
+        if (latent::array_values<double>(array).size() != static_cast<std::size_t>(latent::element_count(array.shape, array.name)))
+            throw std::logic_error("an array's bytes do not match its shape");
+}
+inline Outcome safetensors(const std::uint8_t* data, std::size_t size) {
+    return run(data, size, ".safetensors", [](const std::string& path) { read_weights(path, latent::read_safetensors); });
+}
+inline Outcome npz(const std::uint8_t* data, std::size_t size) {
+    return run(data, size, ".npz", [](const std::string& path) { read_weights(path, latent::read_npz); });
+}
+
 // Every target by name, for fuzz_regression.
 inline const std::map<std::string, std::function<Outcome(const std::uint8_t*, std::size_t)>>& by_name() {
     static const std::map<std::string, std::function<Outcome(const std::uint8_t*, std::size_t)>> targets{
         {"npy", npy}, {"idx", idx}, {"idx_gzip", idx_gzip}, {"png", png},          {"jpeg", jpeg},
-        {"bmp", bmp}, {"pnm", pnm}, {"model", model},       {"model_crc", model_crc}};
+        {"bmp", bmp}, {"pnm", pnm}, {"model", model},       {"model_crc", model_crc},
+        {"safetensors", safetensors}, {"npz", npz}};
     return targets;
 }
 

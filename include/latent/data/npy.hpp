@@ -12,14 +12,18 @@
 // order, truncated or excess data). Every size in the header is checked before anything is
 // allocated: the product of the non-zero dimensions must be at most max_elements
 // (core/checked.hpp), also for an array with a zero dimension, and the data must fill the file.
+// The same checks work on a file held in memory (read_npy_layout): io/npz.hpp parses the members
+// of .npz archives with them.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -95,6 +99,12 @@ void write_npy(const std::string& path, const T* values, Index count, const std:
             out.write(bytes, sizeof(T));
         }
     });
+}
+
+// A whole .npy file in memory: the header for `descr` and `shape`, then `data` (already in the
+// file's byte order). The members of an .npz archive are made this way.
+inline std::string npy_file_bytes(const std::string& descr, const std::vector<Index>& shape, const std::string& data) {
+    return npy_header(descr, shape) + data;
 }
 
 // The parsed header of an .npy file.
@@ -206,7 +216,9 @@ inline std::uint32_t read_little_endian(const char* bytes, std::size_t count) {
     return value;
 }
 
-inline NpyHeader read_npy_header(const std::vector<char>& file, const std::string& path) {
+// `file` is the whole .npy file (a file read from disk or a member of an .npz archive), `path`
+// the name errors give it.
+inline NpyHeader read_npy_header(std::string_view file, const std::string& path) {
     const std::string where = "'" + path + "': ";
     if (file.size() < npy_magic_size + 2 || std::memcmp(file.data(), npy_magic, npy_magic_size) != 0)
         throw FormatError(where + "not an .npy file (no \\x93NUMPY magic)");
@@ -243,25 +255,42 @@ inline std::uint64_t npy_element_count(const std::vector<Index>& shape, const st
     return empty ? 0 : static_cast<std::uint64_t>(nonzero);
 }
 
-// Reads an .npy file of '<f4' or '<f8' values in C order into `values` (converted to T).
-template <class T>
-std::vector<Index> read_npy(const std::string& path, std::vector<T>& values) {
+// The bytes of one value of a dtype read here: '<f4' 4, '<f8' and '<i8' 8; 0 for any other.
+inline std::size_t npy_item_size(const std::string& descr) {
+    if (descr == "<f4") return 4;
+    if (descr == "<f8" || descr == "<i8") return 8;
+    return 0;
+}
+
+// The header of an .npy file checked against the whole file: a dtype among `descrs` (named by
+// `descrs_text` in the error), C order, and exactly the data bytes its shape needs after the
+// header. FormatError naming `path` otherwise.
+inline NpyHeader read_npy_layout(std::string_view file, const std::string& path,
+                                 std::initializer_list<const char*> descrs, const char* descrs_text) {
     const std::string where = "'" + path + "': ";
-    const std::vector<char> file = read_file(path);
     const NpyHeader header = read_npy_header(file, path);
-    if (header.descr != "<f4" && header.descr != "<f8")
-        throw FormatError(where + "unsupported .npy dtype '" + header.descr +
-                          "' (only little-endian float32 '<f4' and float64 '<f8' are read)");
+    if (std::none_of(descrs.begin(), descrs.end(), [&](const char* descr) { return header.descr == descr; }))
+        throw FormatError(where + "unsupported .npy dtype '" + header.descr + "' (only " + descrs_text + " are read)");
     if (header.fortran_order)
         throw FormatError(where + ".npy data in Fortran order is not supported (C order only)");
-    const std::size_t item_size = header.descr == "<f4" ? 4 : 8;
     const std::uint64_t count = npy_element_count(header.shape, path);
-    const std::uint64_t expected = count * item_size, actual = file.size() - header.data_offset;
+    const std::uint64_t expected = count * npy_item_size(header.descr), actual = file.size() - header.data_offset;
     if (actual != expected)
         throw FormatError(where + (actual < expected ? "truncated" : "extra bytes") + ": shape " +
                           npy_shape_text(header.shape) + " of " + header.descr + " needs " +
                           std::to_string(expected) + " data bytes, the file has " +
                           std::to_string(actual));
+    return header;
+}
+
+// Reads an .npy file of '<f4' or '<f8' values in C order into `values` (converted to T).
+template <class T>
+std::vector<Index> read_npy(const std::string& path, std::vector<T>& values) {
+    const std::vector<char> file = read_file(path);
+    const NpyHeader header = read_npy_layout(std::string_view(file.data(), file.size()), path, {"<f4", "<f8"},
+                                             "little-endian float32 '<f4' and float64 '<f8'");
+    const std::size_t item_size = npy_item_size(header.descr);
+    const std::uint64_t count = (file.size() - header.data_offset) / item_size;
     values.resize(static_cast<std::size_t>(count));
     const bool swap = !host_is_little_endian();
     const char* data = file.data() + header.data_offset;

@@ -18,8 +18,6 @@
 // by name. Files are written atomically (temporary file + rename).
 #pragma once
 
-#include <zlib.h>
-
 #include <cstdint>
 #include <optional>
 #include <ostream>
@@ -27,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "../core/crc32.hpp"
 #include "../core/errors.hpp"
 #include "../core/file.hpp"
 #include "../models/sequential.hpp"
@@ -53,11 +52,6 @@ namespace detail {
 constexpr char model_file_magic[8] = {'\x89', 'L', 'A', 'T', 'E', 'N', 'T', '\n'};
 constexpr std::uint32_t model_file_version = 2;
 constexpr std::size_t model_header_size = 32;
-
-inline std::uint32_t crc32_of(const char* data, std::size_t size) {
-    return static_cast<std::uint32_t>(
-        crc32_z(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(data), static_cast<z_size_t>(size)));
-}
 
 inline const char* scalar_name(std::uint32_t bytes) { return bytes == 4 ? "float" : bytes == 8 ? "double" : "unknown"; }
 
