@@ -234,8 +234,8 @@ template <class T = float> class MinMaxScaler {
 public:
     explicit MinMaxScaler(double low = 0.0, double high = 1.0) : low_(low), high_(high) {
         detail::require(std::isfinite(low) && std::isfinite(high) && low < high, "MinMaxScaler",
-                        "the feature range needs finite low < high, got [" + std::to_string(low) + ", " +
-                            std::to_string(high) + "]");
+                        "the feature range needs finite low < high, got [" + detail::readable_number(low) + ", " +
+                            detail::readable_number(high) + "]");
     }
 
     MinMaxScaler& fit(const Tensor<T>& x) {

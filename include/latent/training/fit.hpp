@@ -253,7 +253,7 @@ inline void warn_if_stalled(History& history, bool gradients_seen, ProgressBar& 
                "no longer learns (a dead network: a learning rate far too high, or units that never activate)";
     } else if (n >= 2 && history.loss[n - 1] == history.loss[n - 2] && history.learning_rate[n - 1] != 0) {
         text = "epoch " + std::to_string(epoch + 1) + ": the training loss is exactly the previous epoch's (" +
-               std::to_string(history.loss[n - 1]) + "): the network's output does not change";
+               detail::readable_number(history.loss[n - 1]) + "): the network's output does not change";
     }
     if (text.empty()) return;
     history.warnings.push_back(text);
