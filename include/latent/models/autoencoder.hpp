@@ -87,6 +87,21 @@ public:
         return errors;
     }
 
+    // Tensors of another scalar type than the model's: compile-time errors naming both types
+    // (core/tensor.hpp), not Eigen's conversion errors.
+    template <class U> Tensor<T> encode(const Tensor<U>&, Index = 256) { return detail::refuse_other_scalar<T, U, Tensor<T>>(); }
+    template <class U> Tensor<T> decode(const Tensor<U>&, Index = 256) { return detail::refuse_other_scalar<T, U, Tensor<T>>(); }
+    template <class U> Tensor<T> reconstruct(const Tensor<U>&, Index = 256) {
+        return detail::refuse_other_scalar<T, U, Tensor<T>>();
+    }
+    template <class U> std::vector<double> reconstruction_error(const Tensor<U>&, Index = 256) {
+        return detail::refuse_other_scalar<T, U, std::vector<double>>();
+    }
+    template <class U, class LossType, class OptimizerType>
+    History fit(const Tensor<U>&, const Tensor<U>&, const LossType&, OptimizerType&, const FitOptions<T>& = {}) {
+        return detail::refuse_other_scalar<T, U, History>();
+    }
+
     // Trains on inputs -> targets (targets = inputs for a plain autoencoder, clean images for a
     // denoising one, or set options.corruption to corrupt inputs on the fly).
     template <class LossType, class OptimizerType>
