@@ -29,6 +29,7 @@
 #include "losses/loss.hpp"
 #include "optimizers/optimizer.hpp"
 
+#include "models/anomaly_detector.hpp"
 #include "models/autoencoder.hpp"
 #include "models/sequential.hpp"
 #include "models/vae.hpp"

@@ -138,6 +138,20 @@ public:
         return load_impl(path, &progress, registry);
     }
 
+    // The model part of a file's payload (io/serialize.hpp): input shape, encoder, decoder; for
+    // files that hold an autoencoder and more (models/anomaly_detector.hpp).
+    void write_model_part(detail::BinaryWriter& out) const {
+        detail::write_shape(out, input_shape());
+        detail::write_sequential(out, encoder_);
+        detail::write_sequential(out, decoder_);
+    }
+    static Autoencoder read_model_part(detail::PayloadReader<T>& reader) {
+        const Shape input = detail::read_shape(reader.in);
+        Encoder<T> encoder = detail::read_sequential(reader, input);
+        Decoder<T> decoder = detail::read_sequential(reader, encoder.output_shape());
+        return Autoencoder(std::move(encoder), std::move(decoder));
+    }
+
     void summary(std::ostream& out) const {
         encoder_.summary(out, "Encoder");
         decoder_.summary(out, "Decoder");
@@ -251,20 +265,13 @@ private:
     template <class WriteTraining> std::string payload(WriteTraining&& write_training_part) const {
         detail::BinaryWriter out;
         out.string("Autoencoder");
-        detail::write_shape(out, input_shape());
-        detail::write_sequential(out, encoder_);
-        detail::write_sequential(out, decoder_);
+        write_model_part(out);
         write_training_part(out);
         return out.bytes();
     }
 
     static Autoencoder load_impl(const std::string& path, TrainingProgress<T>* progress, const Registry<T>& registry) {
-        return detail::read_model<T>(path, "Autoencoder", progress, registry, [](detail::PayloadReader<T>& reader) {
-            const Shape input = detail::read_shape(reader.in);
-            Encoder<T> encoder = detail::read_sequential(reader, input);
-            Decoder<T> decoder = detail::read_sequential(reader, encoder.output_shape());
-            return Autoencoder(std::move(encoder), std::move(decoder));
-        });
+        return detail::read_model<T>(path, "Autoencoder", progress, registry, read_model_part);
     }
 
     Encoder<T> encoder_;
