@@ -1,5 +1,5 @@
 // Must not compile: a Tensor<float> into a double Sequential's predict().
-#include <latent/latent.hpp>
+#include <latent/nn.hpp>
 
 int main() {
     using namespace latent;

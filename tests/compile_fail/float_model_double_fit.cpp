@@ -1,5 +1,5 @@
 // Must not compile: a float Autoencoder's fit() on Tensor<double> data.
-#include <latent/latent.hpp>
+#include <latent/nn.hpp>
 
 int main() {
     using namespace latent;

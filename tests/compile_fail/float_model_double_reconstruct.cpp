@@ -1,5 +1,5 @@
 // Must not compile: a Tensor<double> into a float Autoencoder's reconstruct().
-#include <latent/latent.hpp>
+#include <latent/nn.hpp>
 
 int main() {
     using namespace latent;

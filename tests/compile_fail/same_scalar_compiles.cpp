@@ -1,6 +1,6 @@
 // The control of the compile-fail cases: the same calls with matching scalar types compile
 // (it is built with the tests), so the cases fail for their scalar types only.
-#include <latent/latent.hpp>
+#include <latent/nn.hpp>
 
 int main() {
     using namespace latent;
