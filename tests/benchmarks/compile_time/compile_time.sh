@@ -3,8 +3,9 @@
 #   1. -fsyntax-only on a file that includes only latent/nn.hpp, latent/data.hpp or latent/latent.hpp;
 #   2. a full -O3 compile and link of a small program of each half (nn_program.cpp,
 #      data_program.cpp), with its own umbrella header and with latent/latent.hpp.
-# Each figure is the minimum of REPEATS runs (default 3) of GNU time's wall clock and maximum
-# resident set size. Usage: tests/benchmarks/compile_time/compile_time.sh [REPEATS]  (from anywhere)
+# Each figure is the minimum of REPEATS runs (default 3) of GNU time's wall clock, CPU time
+# (user + system: less sensitive than the wall clock to other processes on a shared machine) and
+# maximum resident set size. Usage: tests/benchmarks/compile_time/compile_time.sh [REPEATS]  (from anywhere)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,22 +16,27 @@ trap 'rm -rf "$work"' EXIT
 flags=(-std=c++17 -O3 -I "$root/include" -isystem /usr/include/eigen3 -isystem /usr/include/stb)
 libraries=(-lstb -lpng -ljpeg -lz)
 
-# measure <label> <g++ arguments...>: prints the label, the least wall time and the least peak RSS.
+# smaller <a> <b>: the smaller of two decimal numbers ("" counts as none).
+smaller() { if [[ -z "$2" ]] || awk "BEGIN {exit !($1 < $2)}"; then echo "$1"; else echo "$2"; fi; }
+
+# measure <label> <g++ arguments...>: prints the label and the least wall time, CPU time and peak RSS.
 measure() {
-    local label=$1 best_seconds="" best_kb=""
+    local label=$1 best_wall="" best_cpu="" best_kb=""
     shift
     for _ in $(seq "$repeats"); do
         /usr/bin/time -v -o "$work/time.txt" g++ "$@" >/dev/null
-        local seconds kb
-        seconds=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, p, ":"); s = 0; for (i = 1; i <= n; ++i) s = s * 60 + p[i]; print s}' "$work/time.txt")
+        local wall cpu kb
+        wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, p, ":"); s = 0; for (i = 1; i <= n; ++i) s = s * 60 + p[i]; print s}' "$work/time.txt")
+        cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {print s}' "$work/time.txt")
         kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
-        if [[ -z "$best_seconds" ]] || awk "BEGIN {exit !($seconds < $best_seconds)}"; then best_seconds=$seconds; fi
-        if [[ -z "$best_kb" || "$kb" -lt "$best_kb" ]]; then best_kb=$kb; fi
+        best_wall=$(smaller "$wall" "$best_wall")
+        best_cpu=$(smaller "$cpu" "$best_cpu")
+        best_kb=$(smaller "$kb" "$best_kb")
     done
-    printf '%-44s %6.1f s %6d MB\n' "$label" "$best_seconds" $((best_kb / 1024))
+    printf '%-44s %6.1f s wall %6.1f s CPU %6d MB\n' "$label" "$best_wall" "$best_cpu" $((best_kb / 1024))
 }
 
-echo "g++ $(g++ -dumpfullversion), minimum of $repeats runs: wall time, peak resident memory"
+echo "g++ $(g++ -dumpfullversion), minimum of $repeats runs: wall time, CPU time, peak resident memory"
 for header in nn data latent; do
     echo "#include <latent/$header.hpp>" >"$work/include_$header.cpp"
     measure "-fsyntax-only, latent/$header.hpp" "${flags[@]}" -fsyntax-only "$work/include_$header.cpp"
