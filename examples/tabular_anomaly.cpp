@@ -13,17 +13,16 @@
 //   * AUROC, average precision, and precision and recall at the threshold are measured on the
 //     held-out normal rows and all anomalies; pca_auroc is the same AUROC for PCA reconstruction
 //     error with as many components as the code has units.
-// Writes DIR/model.latent and DIR/detector.txt (the scaler's config and the threshold, one
-// "key=value" line each), and ends with a RESULT line.
+// Writes DIR/detector.latent, the AnomalyDetector (model, scaler, score kind and threshold in one
+// model file; AnomalyDetector<float>::load reads it back and scores raw rows), and ends with a
+// RESULT line.
 //
 //   tabular_anomaly                        (the breast-cancer table of Debian's python3-sklearn)
 //   tabular_anomaly --data sensors.csv --label status --normal ok
 #include "common.hpp"
 
-#include <latent/data/anomaly.hpp>
 #include <latent/data/csv.hpp>
-#include <latent/data/detection_metrics.hpp>
-#include <latent/data/scalers.hpp>
+#include <latent/models/anomaly_detector.hpp>
 
 #include <Eigen/Eigenvalues>
 
@@ -63,7 +62,8 @@ example::CommandLine command_line(Settings& settings) {
                              "recall at the 99th percentile of held-out normal scores), next to PCA with as many\n"
                              "components as the code. Without --data: the breast-cancer table of Debian's\n"
                              "python3-sklearn (its first line skipped, no header, label = last column, benign (1) =\n"
-                             "normal). Writes DIR/model.latent and DIR/detector.txt; ends with a RESULT line.\n");
+                             "normal). Writes DIR/detector.latent (model, scaler and threshold in one file); ends\n"
+                             "with a RESULT line.\n");
     constexpr Index most = Index{1} << 40;
     cli.text("data", settings.data, "FILE", "CSV table", &settings.data_given)
         .text("label", settings.label, "COLUMN", "label column: a header name, or an index (0 = first, -1 = last)")
@@ -78,7 +78,7 @@ example::CommandLine command_line(Settings& settings) {
         .integer("seed", settings.seed, std::uint64_t{0}, std::numeric_limits<std::uint64_t>::max(),
                  "seed of the split, the weights and the shuffling")
         .integer("threads", settings.threads, 0, 4096, "threads (0 = LATENT_NUM_THREADS or all cores)")
-        .text("out", settings.out, "DIR", "folder for model.latent and detector.txt")
+        .text("out", settings.out, "DIR", "folder for detector.latent")
         .flag("quiet", settings.quiet, "no progress output");
     return cli;
 }
@@ -184,18 +184,16 @@ struct Evaluation {
     std::vector<double> scores;
 };
 
-template <class Model> Evaluation evaluate(Model& model, const example::Images& held_out, const example::Images& anomalies) {
-    const std::vector<double> normal_scores = reconstruction_errors(model, held_out);
-    Evaluation evaluation{std::vector<int>(normal_scores.size(), 0),
-                          concatenate(normal_scores, reconstruction_errors(model, anomalies))};
+Evaluation evaluation_of(const std::vector<double>& normal_scores, const std::vector<double>& anomaly_scores) {
+    Evaluation evaluation{std::vector<int>(normal_scores.size(), 0), concatenate(normal_scores, anomaly_scores)};
     evaluation.labels.resize(evaluation.scores.size(), 1);
     return evaluation;
 }
 
 // The features whose reconstruction error grows most from normal rows to anomalies.
-void print_telling_features(Autoencoder<float>& model, const CsvTable<float>& table, const example::Images& held_out,
-                            const example::Images& anomalies) {
-    const std::vector<double> normal = feature_errors(model, held_out), anomalous = feature_errors(model, anomalies);
+void print_telling_features(AnomalyDetector<float>& detector, const CsvTable<float>& table,
+                            const example::Images& held_out, const example::Images& anomalies) {
+    const std::vector<double> normal = detector.feature_errors(held_out), anomalous = detector.feature_errors(anomalies);
     std::vector<std::size_t> order(normal.size());
     std::iota(order.begin(), order.end(), std::size_t{0});
     auto ratio = [&](std::size_t j) { return anomalous[j] / std::max(normal[j], 1e-12); };
@@ -204,15 +202,6 @@ void print_telling_features(Autoencoder<float>& model, const CsvTable<float>& ta
     for (std::size_t k = 0; k < std::min<std::size_t>(5, order.size()); ++k)
         std::cout << " '" << table.feature_names[order[k]] << "' " << example::number(ratio(order[k]), 1);
     std::cout << "\n";
-}
-
-// DIR/detector.txt: the scaler's config and the threshold, one "key=value" line each.
-void save_detector(const Settings& settings, const Standardizer<float>& scaler, double threshold) {
-    Config config = scaler.config();
-    config.set("threshold", threshold);
-    write_file_atomically((std::filesystem::path(settings.out) / "detector.txt").string(), [&](std::ostream& out) {
-        for (const auto& [key, value] : config.entries()) out << key << "=" << value << "\n";
-    });
 }
 
 void print_protocol(const Settings& settings, const CsvTable<float>& table, const Split& split) {
@@ -246,10 +235,11 @@ int run(int argc, char** argv) {
     print_protocol(settings, table, split);
     example::prepare_output(common);
 
+    // Raw rows; the detector scales them itself. PCA and training see the scaled rows.
+    const example::Images held_out = example::gather(table.samples, split.held_out_normal);
+    const example::Images anomalies = example::gather(table.samples, split.anomalies);
     Standardizer<float> scaler;
     const example::Images train = scaler.fit_transform(example::gather(table.samples, split.train));
-    const example::Images held_out = scaler.transform(example::gather(table.samples, split.held_out_normal));
-    const example::Images anomalies = scaler.transform(example::gather(table.samples, split.anomalies));
 
     Autoencoder<float> model = build_model(features, settings);
     model.summary(std::cout);
@@ -264,21 +254,25 @@ int run(int argc, char** argv) {
     model.fit(train, train, MeanSquaredError<float>(), adam, fit);
     const double train_seconds = clock.seconds();
 
-    const Evaluation autoencoder = evaluate(model, held_out, anomalies);
-    const std::vector<double> normal_scores(autoencoder.scores.begin(),
-                                            autoencoder.scores.begin() + static_cast<std::ptrdiff_t>(held_out.dimension(0)));
-    const double threshold = threshold_at_percentile(normal_scores, threshold_percentile);
+    AnomalyDetector<float> detector(std::move(model), scaler);
+    const double threshold = detector.calibrate(held_out, threshold_percentile);
+    const Evaluation autoencoder = evaluation_of(detector.score(held_out), detector.score(anomalies));
     const PrecisionRecall at_threshold = precision_recall_at(autoencoder.labels, autoencoder.scores, threshold);
     Pca pca(train, settings.code);
-    const Evaluation baseline = evaluate(pca, held_out, anomalies);
-    print_telling_features(model, table, held_out, anomalies);
+    const Evaluation baseline = evaluation_of(reconstruction_errors(pca, scaler.transform(held_out)),
+                                              reconstruction_errors(pca, scaler.transform(anomalies)));
+    print_telling_features(detector, table, held_out, anomalies);
 
-    model.save(example::output_path(common, "model.latent"));
-    save_detector(settings, scaler, threshold);
+    const std::string detector_path = example::output_path(common, "detector.latent");
+    detector.save(detector_path);
+    AnomalyDetector<float> reloaded = AnomalyDetector<float>::load(detector_path);
+    const bool same = reloaded.is_anomaly(anomalies) == detector.is_anomaly(anomalies) &&
+                      reloaded.is_anomaly(held_out) == detector.is_anomaly(held_out);
     std::cout << "threshold " << example::number(threshold, 6) << ": " << at_threshold.true_positives << " of "
               << split.anomalies.size() << " anomalies and " << at_threshold.false_positives << " of "
-              << split.held_out_normal.size() << " held-out normal rows flagged; wrote model.latent and detector.txt to '"
-              << settings.out << "'\n";
+              << split.held_out_normal.size() << " held-out normal rows flagged; wrote '" << detector_path << "'"
+              << (same ? " (reloaded: the same decisions)" : "") << "\n";
+    if (!same) throw Error("the reloaded detector's decisions differ from the trained one's");
     std::cout << "RESULT auroc=" << example::number(roc_auc(autoencoder.labels, autoencoder.scores), 4)
               << " average_precision=" << example::number(average_precision(autoencoder.labels, autoencoder.scores), 4)
               << " precision=" << example::number(at_threshold.precision, 4)

@@ -3,12 +3,24 @@
 #include <latent/latent.hpp>
 
 #include <atomic>
+#include <cmath>
 #include <set>
 #include <vector>
 
 #include "helpers.hpp"
 
 using namespace latent;
+
+TEST_CASE("errors: numbers in messages have 6 significant digits", "[core][errors]") {
+    CHECK(detail::readable_number(static_cast<double>(-0.4333333f)) == "-0.433333");  // not -0.43333330750465393
+    CHECK(detail::readable_number(1e-8) == "1e-08");
+    CHECK(detail::readable_number(300) == "300");
+    CHECK(detail::readable_number(0.5) == "0.5");
+    CHECK(detail::readable_number(1234567.0) == "1.23457e+06");
+    CHECK(detail::readable_number(std::nan("")) == "nan");
+    test::expect_error<ArgumentError>([] { Dropout<float>(1.5); }, "got 1.5");
+    test::expect_error<ArgumentError>([] { MinMaxScaler<float>(2, 1); }, "got [2, 1]");
+}
 
 TEST_CASE("rng: same seed gives the same stream, different seeds differ", "[core][random]") {
     Rng a(42), b(42), c(43);

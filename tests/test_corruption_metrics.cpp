@@ -243,7 +243,7 @@ TEST_CASE("corruption: parameters are validated", "[data][corruption]") {
     CHECK_THROWS_AS(GaussianNoise(0.0, std::nan("")), ArgumentError);
     CHECK_THROWS_AS(GaussianNoise(std::numeric_limits<double>::infinity(), 0.1), ArgumentError);
     CHECK_THROWS_MATCHES(SaltAndPepper(1.5), ArgumentError,
-                         Catch::Matchers::Message("SaltAndPepper: probability must be in [0, 1], got 1.500000"));
+                         Catch::Matchers::Message("SaltAndPepper: probability must be in [0, 1], got 1.5"));
     CHECK_THROWS_AS(SaltAndPepper(std::nan("")), ArgumentError);
     CHECK_THROWS_AS(MaskingNoise(-0.01), ArgumentError);
     CHECK_THROWS_AS(BoxOcclusion(0, 1), ArgumentError);

@@ -181,7 +181,7 @@ TEST_CASE("idx: writer rejects values outside [0, 1], NaN and wrong shapes", "[d
     images(1, 0, 1, 0) = 1.5f;
     CHECK_THROWS_MATCHES(write_idx_images(folder.file("bad"), images), ArgumentError,
                          Message("write_idx_images('" + folder.file("bad") +
-                                 "'): value 1.500000 of image 1 at row 1, column 0 is outside [0, 1]"));
+                                 "'): value 1.5 of image 1 at row 1, column 0 is outside [0, 1]"));
     images(1, 0, 1, 0) = std::nanf("");
     CHECK_THROWS_MATCHES(write_idx_images(folder.file("bad"), images), ArgumentError,
                          MessageContains("is NaN"));

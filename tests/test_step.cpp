@@ -4,6 +4,8 @@
 
 #include <latent/latent.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -409,6 +411,38 @@ TEST_CASE("fit: an epoch whose gradients are all exactly zero is reported as a d
     CHECK(history.dead_gradient_epochs == std::vector<int>{0, 1});
     REQUIRE(history.warnings.size() == 2);
     CHECK_THAT(history.warnings[0], Catch::Contains("epoch 1: every gradient of every batch was exactly zero"));
+}
+
+TEST_CASE("fit: a loss that does not move is reported, with the loss printed readably", "[step][numeric]") {
+    const Tensor<float> x = data(16, 6);
+    // A learning rate so small that no float weight changes: gradients flow, the loss stays put.
+    Sequential<float> model{Flatten<float>(), Dense<float>(8), Sigmoid<float>(), Dense<float>(16),
+                            Reshape<float>({1, 4, 4})};
+    model.build({1, 4, 4});
+    SGD<float> tiny(1e-30);
+    auto options = quiet(3, 16);
+    options.shuffle = false;
+    const History history = fit(model, x, x, MeanSquaredError<float>(), tiny, options);
+    CHECK(history.dead_gradient_epochs.empty());
+    REQUIRE(history.warnings.size() == 2);
+    CHECK_THAT(history.warnings[0], Catch::Contains("epoch 2: the training loss is exactly the previous epoch's ("));
+    // The loss in the message has at most 6 significant digits.
+    const std::string& text = history.warnings[0];
+    const std::string number = text.substr(text.find('(') + 1, text.find(')') - text.find('(') - 1);
+    CHECK(std::stod(number) == Approx(history.loss[1]).epsilon(1e-5));
+    CHECK(std::count_if(number.begin(), number.end(), [](char c) { return std::isdigit(c) != 0; }) <= 7);
+
+    // The new user's case: SGD at lr 1e6 kills the network; fit() says so instead of finishing quietly.
+    Sequential<float> relu_model{Flatten<float>(), Dense<float>(16), ReLU<float>(), Dense<float>(16),
+                                 Reshape<float>({1, 4, 4})};
+    relu_model.build({1, 4, 4});
+    SGD<float> huge(1e6);
+    try {
+        const History dead = fit(relu_model, x, x, MeanSquaredError<float>(), huge, quiet(4));
+        CHECK_FALSE(dead.warnings.empty());
+    } catch (const NumericError& error) {  // or the update overflowed the weights, which stops training
+        CHECK_THAT(error.what(), Catch::Contains("epoch"));
+    }
 }
 
 TEST_CASE("fit: dropout and additive noise give the same step whole or in slices, and with 1 or 2 threads",

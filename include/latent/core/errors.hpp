@@ -2,6 +2,7 @@
 // of these, never with assert() or abort(): the host program decides what to do.
 #pragma once
 
+#include <charconv>
 #include <stdexcept>
 #include <string>
 
@@ -44,6 +45,14 @@ public:
 };
 
 namespace detail {
+
+// A number as messages print it: 6 significant digits ("-0.433333", "1e-08", "300"), not the
+// 17 that tell a float from its neighbours; the same text in every locale.
+inline std::string readable_number(double value) {
+    char text[32];
+    const auto written = std::to_chars(text, text + sizeof text, value, std::chars_format::general, 6);
+    return std::string(text, written.ptr);
+}
 
 // Throws ArgumentError("<where>: <what>") unless `condition` holds.
 inline void require(bool condition, const std::string& where, const std::string& what) {

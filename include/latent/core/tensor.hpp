@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <string>
+#include <type_traits>
 
 #include "checked.hpp"
 #include "errors.hpp"
@@ -129,6 +130,33 @@ template <class T> ConstTensorView<T> batch_slice(ConstTensorView<T> x, Index fi
     const Shape shape = sample_shape<T>(x);
     return view<T>(x.data() + first * shape.size(), count, shape);
 }
+
+namespace detail {
+
+// Compile-time check that a tensor of scalar `Given` may go into a model of scalar `Model`.
+// Without it Eigen converts the tensor implicitly and fails thirty lines deep in its assignment
+// code; with it the error names both types and the fix.
+template <class Model, class Given> constexpr void require_model_scalar() {
+    constexpr bool float_double_pair = (std::is_same_v<Model, float> && std::is_same_v<Given, double>) ||
+                                       (std::is_same_v<Model, double> && std::is_same_v<Given, float>);
+    static_assert(!(std::is_same_v<Model, float> && std::is_same_v<Given, double>),
+                  "latent: a Tensor<double> was passed to a float model: convert it first "
+                  "(Tensor<float> x32 = x.cast<float>();) or build the model with double");
+    static_assert(!(std::is_same_v<Model, double> && std::is_same_v<Given, float>),
+                  "latent: a Tensor<float> was passed to a double model: convert it first "
+                  "(Tensor<double> x64 = x.cast<double>();) or build the model with float");
+    static_assert(std::is_same_v<Model, Given> || float_double_pair,
+                  "latent: the tensor's scalar type is not the model's (the template arguments of "
+                  "require_model_scalar<model scalar, tensor scalar> above name both)");
+}
+
+// What the models' overloads for tensors of another scalar type return: they never compile.
+template <class Model, class Given, class Result = void> Result refuse_other_scalar() {
+    require_model_scalar<Model, Given>();
+    return Result();
+}
+
+}  // namespace detail
 
 // A copy of samples [first, first + count) of a batch; count is cut to what the batch holds.
 template <class T> Tensor<T> samples(const Tensor<T>& x, Index first, Index count) {

@@ -58,7 +58,7 @@ void corrupt_each_sample(const char* name, ConstTensorView<T> clean, TensorView<
 
 inline void require_probability(const char* name, double probability) {
     require(probability >= 0.0 && probability <= 1.0, name,
-            "probability must be in [0, 1], got " + std::to_string(probability));
+            "probability must be in [0, 1], got " + detail::readable_number(probability));
 }
 
 }  // namespace detail
@@ -91,7 +91,7 @@ public:
     GaussianNoise(double mean, double stddev, bool clip = true)
         : stddev_(stddev), mean_(mean), clip_(clip) {
         detail::require(std::isfinite(stddev) && stddev >= 0.0, type_name,
-                        "stddev must be finite and >= 0, got " + std::to_string(stddev));
+                        "stddev must be finite and >= 0, got " + detail::readable_number(stddev));
         detail::require(std::isfinite(mean), type_name, "mean must be finite");
     }
 

@@ -173,7 +173,7 @@ template <class Score> double average_precision(const std::vector<int>& labels, 
 template <class Score> double threshold_at_percentile(const std::vector<Score>& scores, double q) {
     const char* where = "threshold_at_percentile";
     detail::require(!scores.empty(), where, "no scores");
-    detail::require(q >= 0 && q <= 100, where, "the percentile must be in [0, 100], got " + std::to_string(q));
+    detail::require(q >= 0 && q <= 100, where, "the percentile must be in [0, 100], got " + detail::readable_number(q));
     std::vector<double> sorted(scores.begin(), scores.end());
     for (std::size_t i = 0; i < sorted.size(); ++i)
         if (!std::isfinite(sorted[i]))

@@ -322,7 +322,7 @@ template <class T> void write_idx_images(const std::string& path, const Tensor<T
         const double value = static_cast<double>(values[i]);
         if (!(value >= 0.0 && value <= 1.0)) {  // also catches NaN
             const Index pixel = i % shape.size();
-            throw ArgumentError(where + ": value " + std::to_string(value) + " of image " +
+            throw ArgumentError(where + ": value " + detail::readable_number(value) + " of image " +
                                 std::to_string(i / shape.size()) + " at row " +
                                 std::to_string(pixel / shape.width) + ", column " +
                                 std::to_string(pixel % shape.width) +

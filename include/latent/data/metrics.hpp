@@ -46,7 +46,7 @@ void check_metric_inputs(const char* metric, const ConstTensorView<T>& a, const 
 
 inline void check_data_range(const char* metric, double data_range) {
     require(std::isfinite(data_range) && data_range > 0, metric,
-            "data_range must be finite and > 0, got " + std::to_string(data_range));
+            "data_range must be finite and > 0, got " + detail::readable_number(data_range));
 }
 
 // Sum of squared differences of each sample: sum_i (a[n, i] - b[n, i])^2.

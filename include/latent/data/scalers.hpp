@@ -21,6 +21,9 @@
 // Numbers are written with the shortest text that reads back to the same double, so a round
 // trip gives the same scaler bit for bit. from_config refuses (FormatError) any other kind or
 // version, a list of the wrong length and non-finite or inconsistent values.
+//
+// Scaler<T> holds any of them, or NoScaling (samples used as they are, e.g. images in [0, 1]);
+// scale(), scaler_config() and scaler_from_config() work on it (config of NoScaling: scaler=none).
 #pragma once
 
 #include <algorithm>
@@ -30,6 +33,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "../core/config.hpp"
@@ -234,8 +238,8 @@ template <class T = float> class MinMaxScaler {
 public:
     explicit MinMaxScaler(double low = 0.0, double high = 1.0) : low_(low), high_(high) {
         detail::require(std::isfinite(low) && std::isfinite(high) && low < high, "MinMaxScaler",
-                        "the feature range needs finite low < high, got [" + std::to_string(low) + ", " +
-                            std::to_string(high) + "]");
+                        "the feature range needs finite low < high, got [" + detail::readable_number(low) + ", " +
+                            detail::readable_number(high) + "]");
     }
 
     MinMaxScaler& fit(const Tensor<T>& x) {
@@ -297,5 +301,37 @@ private:
     std::vector<double> min_, max_;
     detail::AffineScaling scaling_;
 };
+
+// Samples used as they are: no scaler.
+struct NoScaling {};
+
+// Any of the scalers, for code that holds one chosen at run time (AnomalyDetector).
+template <class T = float> using Scaler = std::variant<NoScaling, Standardizer<T>, MinMaxScaler<T>>;
+
+// x through `scaler`'s transform(); NoScaling checks that x is finite and returns a copy.
+template <class T> Tensor<T> scale(const Scaler<T>& scaler, const Tensor<T>& x) {
+    if (std::holds_alternative<NoScaling>(scaler)) {
+        detail::require_finite_samples(x, "scale");
+        return x;
+    }
+    if (const auto* standardizer = std::get_if<Standardizer<T>>(&scaler)) return standardizer->transform(x);
+    return std::get<MinMaxScaler<T>>(scaler).transform(x);
+}
+
+template <class T> Config scaler_config(const Scaler<T>& scaler) {
+    if (std::holds_alternative<NoScaling>(scaler)) return Config().set("scaler", "none");
+    if (const auto* standardizer = std::get_if<Standardizer<T>>(&scaler)) return standardizer->config();
+    return std::get<MinMaxScaler<T>>(scaler).config();
+}
+
+// The scaler a config describes, of the kind its "scaler" value names; FormatError for another.
+template <class T> Scaler<T> scaler_from_config(const Config& config) {
+    const std::string& kind = config.get_string("scaler");
+    if (kind == "none") return NoScaling{};
+    if (kind == "Standardizer") return Standardizer<T>::from_config(config);
+    if (kind == "MinMaxScaler") return MinMaxScaler<T>::from_config(config);
+    throw FormatError("scaler config: unknown scaler '" + kind + "' (this library knows none, Standardizer and "
+                      "MinMaxScaler)");
+}
 
 }  // namespace latent

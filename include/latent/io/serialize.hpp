@@ -4,7 +4,8 @@
 // marked [2], still load):
 //   header (32 bytes):  magic "\x89LATENT\n" | u32 format version | u32 scalar size (4 float, 8 double)
 //                       | u64 payload size | u32 CRC-32 of the payload | u32 reserved (0)
-//   payload:            string kind ("Sequential" or "Autoencoder") | model | training state
+//   payload:            string kind ("Sequential", "Autoencoder", "VariationalAutoencoder" or
+//                       "AnomalyDetector") | model | training state
 //   model:              i64 C, H, W of the input | sequential(s): u32 layer count, then per layer:
 //                       string type | [2] u32 the layer type's own format version
 //                       | u32 n, n x (string key, string value) config
@@ -13,6 +14,8 @@
 //   training state:     u8 present | string optimizer type | config | i64 step
 //                       | u32 k, k x (u64 count, count scalars) optimizer buffers | i64 epochs done
 //                       | [2] u32 c, c x (string callback name, config) callback states
+//   AnomalyDetector:    the Autoencoder's model | config of the detector (version, score, threshold)
+//                       | config of its scaler (data/scalers.hpp) | training state absent (u8 0)
 // Strings are u32 length + bytes. Every count is checked against the bytes left before any
 // allocation. A layer stored in a newer version of its own format than the library's is refused
 // by name. Files are written atomically (temporary file + rename).
@@ -316,7 +319,8 @@ auto read_model(const std::string& path, const char* kind, TrainingProgress<T>* 
                             registry};
     const std::string stored = reader.in.string("model kind");
     if (stored != kind)
-        throw FormatError("'" + path + "' holds a model of kind '" + stored + "', not a " + kind);
+        throw FormatError("'" + path + "' holds a model of kind '" + stored + "', not '" + kind +
+                          "': load it with the loader of its kind");
     auto model = read_model_part(reader);
     read_training(reader, progress);
     if (reader.in.remaining() != 0) throw FormatError("'" + path + "': unexpected bytes after the model");

@@ -37,9 +37,9 @@ public:
 
     explicit BatchNormalization(double momentum = 0.1, double eps = 1e-5) : momentum_(momentum), eps_(eps) {
         detail::require(std::isfinite(momentum) && momentum >= 0.0 && momentum <= 1.0, type_name,
-                        "momentum must be in [0, 1], got " + std::to_string(momentum));
+                        "momentum must be in [0, 1], got " + detail::readable_number(momentum));
         detail::require(std::isfinite(eps) && eps > 0.0, type_name,
-                        "eps must be finite and > 0, got " + std::to_string(eps));
+                        "eps must be finite and > 0, got " + detail::readable_number(eps));
     }
 
     Shape output_shape(const Shape& input) const {

@@ -49,7 +49,7 @@ public:
 
     explicit Dropout(double p) : p_(p) {
         detail::require(std::isfinite(p) && p >= 0.0 && p < 1.0, type_name,
-                        "p (the probability of dropping a value) must be in [0, 1), got " + std::to_string(p));
+                        "p (the probability of dropping a value) must be in [0, 1), got " + detail::readable_number(p));
     }
 
     Shape output_shape(const Shape& input) const { return input; }
@@ -111,7 +111,7 @@ public:
 
     explicit AdditiveNoise(double stddev) : stddev_(stddev) {
         detail::require(std::isfinite(stddev) && stddev >= 0.0, type_name,
-                        "stddev must be finite and >= 0, got " + std::to_string(stddev));
+                        "stddev must be finite and >= 0, got " + detail::readable_number(stddev));
     }
 
     Shape output_shape(const Shape& input) const { return input; }

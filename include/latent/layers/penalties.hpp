@@ -36,7 +36,7 @@ struct WeightedTerm {
         : name(std::move(term_name)), weight(configured) {
         require(!name.empty(), layer, "the term's name must not be empty");
         require(std::isfinite(configured) && configured >= 0.0, layer,
-                std::string(weight_name) + " must be finite and >= 0, got " + std::to_string(configured));
+                std::string(weight_name) + " must be finite and >= 0, got " + detail::readable_number(configured));
     }
     double in_use() const { return weight * scale; }
 };
@@ -157,7 +157,7 @@ public:
     KLSparsity(double rho, double beta, std::string term = "sparsity")
         : rho_(rho), term_(type_name, std::move(term), "beta", beta) {
         detail::require(std::isfinite(rho) && rho > 0.0 && rho < 1.0, type_name,
-                        "rho (the target mean activation) must be in (0, 1), got " + std::to_string(rho));
+                        "rho (the target mean activation) must be in (0, 1), got " + detail::readable_number(rho));
     }
 
     Shape output_shape(const Shape& input) const { return input; }

@@ -15,7 +15,6 @@
 #include <Eigen/Core>
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <string>
 
@@ -32,7 +31,7 @@ public:
     explicit BinaryCrossEntropy(double eps = 1e-7, Reduction reduction = Reduction::Mean)
         : eps_(eps), reduction_(reduction) {
         detail::require(eps >= 0 && eps < 0.5, type_name,
-                        "eps must be in [0, 0.5), got " + std::to_string(eps));
+                        "eps must be in [0, 0.5), got " + detail::readable_number(eps));
     }
 
     // loss = -(1/divisor) sum_i [t_i log(q_i) + (1 - t_i) log(1 - q_i)],  q_i = clamp(p_i, eps, 1 - eps)
@@ -132,10 +131,8 @@ private:
         if ((values >= T(0) && values <= T(1)).all()) return;  // vectorised; the search only on failure
         const T* bad = std::find_if(t, t + count, [](T value) { return !(value >= T(0) && value <= T(1)); });
         const Index index = static_cast<Index>(bad - t);
-        char text[32];
-        const auto written = std::to_chars(text, text + sizeof text, static_cast<double>(*bad));
         throw ArgumentError(std::string(type_name) + ": target value " +
-                            std::string(text, written.ptr) + " at element " + std::to_string(index) +
+                            detail::readable_number(static_cast<double>(*bad)) + " at element " + std::to_string(index) +
                             " (sample " + std::to_string(index / (count / target.dimension(0))) +
                             ") is outside [0, 1]: normalise your images to [0,1]");
     }

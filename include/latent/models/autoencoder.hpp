@@ -87,6 +87,21 @@ public:
         return errors;
     }
 
+    // Tensors of another scalar type than the model's: compile-time errors naming both types
+    // (core/tensor.hpp), not Eigen's conversion errors.
+    template <class U> Tensor<T> encode(const Tensor<U>&, Index = 256) { return detail::refuse_other_scalar<T, U, Tensor<T>>(); }
+    template <class U> Tensor<T> decode(const Tensor<U>&, Index = 256) { return detail::refuse_other_scalar<T, U, Tensor<T>>(); }
+    template <class U> Tensor<T> reconstruct(const Tensor<U>&, Index = 256) {
+        return detail::refuse_other_scalar<T, U, Tensor<T>>();
+    }
+    template <class U> std::vector<double> reconstruction_error(const Tensor<U>&, Index = 256) {
+        return detail::refuse_other_scalar<T, U, std::vector<double>>();
+    }
+    template <class U, class LossType, class OptimizerType>
+    History fit(const Tensor<U>&, const Tensor<U>&, const LossType&, OptimizerType&, const FitOptions<T>& = {}) {
+        return detail::refuse_other_scalar<T, U, History>();
+    }
+
     // Trains on inputs -> targets (targets = inputs for a plain autoencoder, clean images for a
     // denoising one, or set options.corruption to corrupt inputs on the fly).
     template <class LossType, class OptimizerType>
@@ -121,6 +136,20 @@ public:
     static Autoencoder load(const std::string& path, TrainingProgress<T>& progress,
                             const Registry<T>& registry = Registry<T>::builtin()) {
         return load_impl(path, &progress, registry);
+    }
+
+    // The model part of a file's payload (io/serialize.hpp): input shape, encoder, decoder; for
+    // files that hold an autoencoder and more (models/anomaly_detector.hpp).
+    void write_model_part(detail::BinaryWriter& out) const {
+        detail::write_shape(out, input_shape());
+        detail::write_sequential(out, encoder_);
+        detail::write_sequential(out, decoder_);
+    }
+    static Autoencoder read_model_part(detail::PayloadReader<T>& reader) {
+        const Shape input = detail::read_shape(reader.in);
+        Encoder<T> encoder = detail::read_sequential(reader, input);
+        Decoder<T> decoder = detail::read_sequential(reader, encoder.output_shape());
+        return Autoencoder(std::move(encoder), std::move(decoder));
     }
 
     void summary(std::ostream& out) const {
@@ -236,20 +265,13 @@ private:
     template <class WriteTraining> std::string payload(WriteTraining&& write_training_part) const {
         detail::BinaryWriter out;
         out.string("Autoencoder");
-        detail::write_shape(out, input_shape());
-        detail::write_sequential(out, encoder_);
-        detail::write_sequential(out, decoder_);
+        write_model_part(out);
         write_training_part(out);
         return out.bytes();
     }
 
     static Autoencoder load_impl(const std::string& path, TrainingProgress<T>* progress, const Registry<T>& registry) {
-        return detail::read_model<T>(path, "Autoencoder", progress, registry, [](detail::PayloadReader<T>& reader) {
-            const Shape input = detail::read_shape(reader.in);
-            Encoder<T> encoder = detail::read_sequential(reader, input);
-            Decoder<T> decoder = detail::read_sequential(reader, encoder.output_shape());
-            return Autoencoder(std::move(encoder), std::move(decoder));
-        });
+        return detail::read_model<T>(path, "Autoencoder", progress, registry, read_model_part);
     }
 
     Encoder<T> encoder_;

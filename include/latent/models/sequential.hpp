@@ -242,6 +242,11 @@ public:
         return result;
     }
 
+    // A tensor of another scalar type than the model's: a compile-time error naming both types.
+    template <class U> Tensor<T> predict(const Tensor<U>&, Index = 256) {
+        return detail::refuse_other_scalar<T, U, Tensor<T>>();
+    }
+
     // A table like Keras's model.summary(): layer, output shape, parameter count, totals.
     void summary(std::ostream& out, const std::string& title = "Sequential") const {
         require_built("summary");

@@ -209,6 +209,21 @@ public:
         return result;
     }
 
+    // Tensors of another scalar type than the model's: compile-time errors naming both types
+    // (core/tensor.hpp), not Eigen's conversion errors.
+    template <class U> Tensor<T> encode(const Tensor<U>&, Index = 256) { return detail::refuse_other_scalar<T, U, Tensor<T>>(); }
+    template <class U> Tensor<T> decode(const Tensor<U>&, Index = 256) { return detail::refuse_other_scalar<T, U, Tensor<T>>(); }
+    template <class U> Tensor<T> reconstruct(const Tensor<U>&, Index = 256) {
+        return detail::refuse_other_scalar<T, U, Tensor<T>>();
+    }
+    template <class U> std::vector<double> elbo(const Tensor<U>&, std::uint64_t = 0) {
+        return detail::refuse_other_scalar<T, U, std::vector<double>>();
+    }
+    template <class U, class LossType, class OptimizerType>
+    History fit(const Tensor<U>&, const Tensor<U>&, const LossType&, OptimizerType&, const FitOptions<T>& = {}) {
+        return detail::refuse_other_scalar<T, U, History>();
+    }
+
     // Trains on inputs -> targets (targets = inputs); see the header comment for the loss.
     template <class LossType, class OptimizerType>
     History fit(const Tensor<T>& inputs, const Tensor<T>& targets, const LossType& loss, OptimizerType& optimizer,

@@ -7,7 +7,6 @@
 // later steps get the same parameter list, and the update loop over fixed slices.
 #pragma once
 
-#include <charconv>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -90,28 +89,21 @@ template <class Update> void for_each_slice(Index size, Update&& update) {
     });
 }
 
-// The shortest text that reads back as `value` ("1e-08", not "0.000000"), for messages.
-inline std::string number_text(double value) {
-    char text[32];
-    const auto written = std::to_chars(text, text + sizeof text, value);
-    return std::string(text, written.ptr);
-}
-
 // Hyper-parameter checks shared by the optimizers' constructors.
 inline void require_learning_rate(const char* optimizer, double lr) {
     require(std::isfinite(lr) && lr >= 0, optimizer,
-            "learning rate must be finite and >= 0, got " + number_text(lr));
+            "learning rate must be finite and >= 0, got " + readable_number(lr));
 }
 inline void require_in_range(const char* optimizer, const char* name, double value, double low,
                              double high, bool high_included) {
     const bool fits = value >= low && (high_included ? value <= high : value < high);
-    require(fits, optimizer, std::string(name) + " must be in [" + number_text(low) + ", " +
-                                 number_text(high) + (high_included ? "]" : ")") + ", got " +
-                                 number_text(value));
+    require(fits, optimizer, std::string(name) + " must be in [" + readable_number(low) + ", " +
+                                 readable_number(high) + (high_included ? "]" : ")") + ", got " +
+                                 readable_number(value));
 }
 inline void require_non_negative(const char* optimizer, const char* name, double value) {
     require(std::isfinite(value) && value >= 0, optimizer,
-            std::string(name) + " must be finite and >= 0, got " + number_text(value));
+            std::string(name) + " must be finite and >= 0, got " + readable_number(value));
 }
 
 }  // namespace detail

@@ -253,7 +253,7 @@ inline void warn_if_stalled(History& history, bool gradients_seen, ProgressBar& 
                "no longer learns (a dead network: a learning rate far too high, or units that never activate)";
     } else if (n >= 2 && history.loss[n - 1] == history.loss[n - 2] && history.learning_rate[n - 1] != 0) {
         text = "epoch " + std::to_string(epoch + 1) + ": the training loss is exactly the previous epoch's (" +
-               std::to_string(history.loss[n - 1]) + "): the network's output does not change";
+               detail::readable_number(history.loss[n - 1]) + "): the network's output does not change";
     }
     if (text.empty()) return;
     history.warnings.push_back(text);
@@ -353,6 +353,7 @@ History run_epochs(Model& model, const Loss<T>& loss, OptimizerType& optimizer, 
 template <class T, class Model, class LossType>
 double evaluate(Model& model, const Tensor<T>& inputs, const Tensor<T>& targets, const LossType& loss,
                 Index batch_size = 256, const CorruptionFn<T>& corruption = {}, std::uint64_t corruption_seed = 0) {
+    detail::require_model_scalar<typename Model::Scalar, T>();
     return detail::evaluate_sums(model, Loss<T>(loss), inputs, targets, batch_size, corruption, corruption_seed)
         .mean_total();
 }
@@ -364,6 +365,7 @@ template <class T, class Model, class LossType, class OptimizerType>
 History fit(Model& model, const Tensor<T>& inputs, const Tensor<T>& targets, const LossType& loss_value,
             OptimizerType& optimizer, const FitOptions<T>& options = {},
             const Tensor<T>* validation_inputs = nullptr, const Tensor<T>* validation_targets = nullptr) {
+    detail::require_model_scalar<typename Model::Scalar, T>();
     detail::require(options.batch_size >= 1, "fit", "batch_size must be >= 1");
     detail::require(options.micro_batch >= 0, "fit", "micro_batch must be >= 0 (0: automatic)");
     detail::require(options.validation_split >= 0 && options.validation_split < 1, "fit",
@@ -438,6 +440,7 @@ History fit(Model& model, const Tensor<T>& inputs, const Tensor<T>& targets, con
 template <class T, class Model, class LossType, class OptimizerType>
 History fit(Model& model, const BatchSource<T>& source, const LossType& loss_value, OptimizerType& optimizer,
             const FitOptions<T>& options = {}) {
+    detail::require_model_scalar<typename Model::Scalar, T>();
     detail::require(source.batches_per_epoch >= 1 && static_cast<bool>(source.next), "fit",
                     "the batch source needs batches_per_epoch >= 1 and a next() function");
     detail::require(options.micro_batch >= 0, "fit", "micro_batch must be >= 0 (0: automatic)");

@@ -33,7 +33,7 @@ inline Schedule step_decay(int step_size, double gamma) {
     detail::require(step_size >= 1, "step_decay", "step_size must be >= 1");
     detail::require(gamma > 0 && std::isfinite(gamma), "step_decay", "gamma must be finite and > 0");
     return {[=](int epoch) { return std::pow(gamma, epoch / step_size); },
-            "step_decay(" + std::to_string(step_size) + ", " + std::to_string(gamma) + ")"};
+            "step_decay(" + std::to_string(step_size) + ", " + detail::readable_number(gamma) + ")"};
 }
 
 // factor = gamma ^ (number of milestones <= epoch)                 (MultiStepLR)
@@ -50,7 +50,7 @@ inline Schedule multi_step(std::vector<int> milestones, double gamma) {
 // factor = gamma ^ epoch                                           (ExponentialLR)
 inline Schedule exponential_decay(double gamma) {
     detail::require(gamma > 0 && std::isfinite(gamma), "exponential_decay", "gamma must be finite and > 0");
-    return {[=](int epoch) { return std::pow(gamma, epoch); }, "exponential_decay(" + std::to_string(gamma) + ")"};
+    return {[=](int epoch) { return std::pow(gamma, epoch); }, "exponential_decay(" + detail::readable_number(gamma) + ")"};
 }
 
 // factor = min + (1 - min) * (1 + cos(pi * epoch / epochs)) / 2, constant min after `epochs`
