@@ -48,5 +48,6 @@
 #include "io/registry.hpp"
 #include "io/serialize.hpp"
 
-// Model files of other formats, one io/ header each (io/safetensors.hpp, io/npz.hpp,
-// io/pytorch.hpp, io/onnx.hpp, io/protobuf.hpp), are included here.
+// Other formats -- PyTorch weights (io/pytorch.hpp: .safetensors and .npz) and ONNX export
+// (io/onnx_export.hpp) -- are included by latent.hpp, not here: the first brings a JSON parser
+// and the .npy reader.
