@@ -40,16 +40,24 @@
 
 #include "workloads.hpp"
 
-// Every heap allocation of the process, so the latency mode can show it makes none per call.
+// Every heap allocation through operator new, so the latency mode can show it makes none per
+// call. (Aligned and nothrow forms are not replaced: their default versions do not count.)
 std::atomic<long long> heap_allocations{0};
 
-void* operator new(std::size_t size) {
+namespace {
+void* counted_allocation(std::size_t size) {
     heap_allocations.fetch_add(1, std::memory_order_relaxed);
     if (void* memory = std::malloc(size == 0 ? 1 : size)) return memory;
     throw std::bad_alloc();
 }
+}  // namespace
+
+void* operator new(std::size_t size) { return counted_allocation(size); }
+void* operator new[](std::size_t size) { return counted_allocation(size); }
 void operator delete(void* memory) noexcept { std::free(memory); }
+void operator delete[](void* memory) noexcept { std::free(memory); }
 void operator delete(void* memory, std::size_t) noexcept { std::free(memory); }
+void operator delete[](void* memory, std::size_t) noexcept { std::free(memory); }
 
 namespace {
 

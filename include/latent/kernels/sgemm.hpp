@@ -225,6 +225,76 @@ __attribute__((target("avx2,fma"))) inline void macro_kernel_avx2(const float* p
     }
 }
 
+// A product with one column, c = A * b -- one sample through a Dense layer -- skips packing,
+// whose cost would exceed the product's. `lanes` rows at a time, each lane summing its row by
+// the rule above (blocks of kSgemmDepthBlock from zero, one fused multiply-add per term, then
+// added to the total); A's column at p is one load when A is column-major, a gather otherwise.
+// Rows past the last whole vector go one at a time, by the same rule.
+__attribute__((always_inline)) inline void column_product_rows(MatrixRef c, ConstMatrixRef a, const float* b,
+                                                               bool accumulate, Index first_row) {
+    for (Index row = first_row; row < c.rows; ++row) {
+        float total = 0.0f;
+        for (Index block = 0; block < a.cols; block += kSgemmDepthBlock) {
+            const Index end = std::min(a.cols, block + kSgemmDepthBlock);
+            float partial = 0.0f;
+            for (Index p = block; p < end; ++p) partial = __builtin_fmaf(a.at(row, p), b[p], partial);
+            total = block > 0 ? total + partial : accumulate ? c.at(row, 0) + partial : partial;
+        }
+        c.at(row, 0) = total;
+    }
+}
+
+__attribute__((target("avx512f,fma"))) inline void column_product_avx512(MatrixRef c, ConstMatrixRef a,
+                                                                         const float* b, bool accumulate) {
+    constexpr Index lanes = 16;  // (the gathers are masked: the unmasked one warns in g++ 12)
+    const __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                               _mm512_set1_epi32(static_cast<int>(a.row_stride)));
+    Index row = 0;
+    for (; row + lanes <= c.rows; row += lanes) {
+        __m512 total = _mm512_setzero_ps();
+        for (Index block = 0; block < a.cols; block += kSgemmDepthBlock) {
+            const Index end = std::min(a.cols, block + kSgemmDepthBlock);
+            __m512 partial = _mm512_setzero_ps();
+            for (Index p = block; p < end; ++p) {
+                const float* column = &a.at(row, p);
+                const __m512 values = a.row_stride == 1 ? _mm512_loadu_ps(column) : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, offsets, column, 4);
+                partial = _mm512_fmadd_ps(values, _mm512_set1_ps(b[p]), partial);
+            }
+            total = block > 0     ? _mm512_add_ps(total, partial)
+                    : accumulate ? _mm512_add_ps(_mm512_loadu_ps(&c.at(row, 0)), partial)
+                                 : partial;
+        }
+        _mm512_storeu_ps(&c.at(row, 0), total);
+    }
+    column_product_rows(c, a, b, accumulate, row);
+}
+
+__attribute__((target("avx2,fma"))) inline void column_product_avx2(MatrixRef c, ConstMatrixRef a, const float* b,
+                                                                    bool accumulate) {
+    constexpr Index lanes = 8;
+    const __m256i offsets = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                               _mm256_set1_epi32(static_cast<int>(a.row_stride)));
+    const __m256 all_lanes = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    Index row = 0;
+    for (; row + lanes <= c.rows; row += lanes) {
+        __m256 total = _mm256_setzero_ps();
+        for (Index block = 0; block < a.cols; block += kSgemmDepthBlock) {
+            const Index end = std::min(a.cols, block + kSgemmDepthBlock);
+            __m256 partial = _mm256_setzero_ps();
+            for (Index p = block; p < end; ++p) {
+                const float* column = &a.at(row, p);
+                const __m256 values = a.row_stride == 1 ? _mm256_loadu_ps(column) : _mm256_mask_i32gather_ps(_mm256_setzero_ps(), column, offsets, all_lanes, 4);
+                partial = _mm256_fmadd_ps(values, _mm256_set1_ps(b[p]), partial);
+            }
+            total = block > 0     ? _mm256_add_ps(total, partial)
+                    : accumulate ? _mm256_add_ps(_mm256_loadu_ps(&c.at(row, 0)), partial)
+                                 : partial;
+        }
+        _mm256_storeu_ps(&c.at(row, 0), total);
+    }
+    column_product_rows(c, a, b, accumulate, row);
+}
+
 // C = A * B (or C += A * B) over blocks: for each block of columns and each depth block, B's
 // block is packed once; for each block of rows, A's block is packed and the macro-kernel runs.
 using MacroKernel = void (*)(const float*, const float*, Index, MatrixRef, Index, Index, bool);
@@ -297,6 +367,11 @@ inline void sgemm(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b, float* worksp
         return;
     }
 #if LATENT_X86_KERNELS
+    // One column, contiguous: the unpacked path (gather offsets must fit in 32 bits).
+    if (n == 1 && c.row_stride == 1 && b.row_stride == 1 && a.row_stride <= (Index{1} << 26)) {
+        if (isa == Isa::Avx512) return detail::column_product_avx512(c, a, b.data, accumulate);
+        if (isa == Isa::Avx2) return detail::column_product_avx2(c, a, b.data, accumulate);
+    }
     if (isa == Isa::Avx512) return detail::product_avx512(c, a, b, packed_a, packed_b, accumulate);
     if (isa == Isa::Avx2) return detail::product_avx2(c, a, b, packed_a, packed_b, accumulate);
 #endif
