@@ -244,6 +244,38 @@ __attribute__((always_inline)) inline void column_product_rows(MatrixRef c, Cons
     }
 }
 
+// Columns p .. p + 15 of rows row .. row + 15 of a row-major A, as 16 vectors that each hold one
+// column (rows in lanes): 16 loads and a 16 x 16 transpose in registers (unpack pairs of rows,
+// then 4 x 4 blocks within 128-bit lanes, then the lanes), much cheaper than 16 gathers. (The
+// zero-masked forms: the plain ones start from an undefined vector, which g++ 12 warns about.)
+__attribute__((target("avx512f,fma"))) inline void load_transposed_16x16(ConstMatrixRef a, Index row, Index p,
+                                                                         __m512 columns[16]) {
+    __m512 rows[16], pairs[16], quads[16];
+    for (int r = 0; r < 16; ++r) rows[r] = _mm512_loadu_ps(&a.at(row + r, p));
+    for (int i = 0; i < 8; ++i) {
+        pairs[2 * i] = _mm512_maskz_unpacklo_ps(0xFFFF, rows[2 * i], rows[2 * i + 1]);
+        pairs[2 * i + 1] = _mm512_maskz_unpackhi_ps(0xFFFF, rows[2 * i], rows[2 * i + 1]);
+    }
+    // quads[4i + j], 128-bit lane l: rows 4i .. 4i + 3 of column 4l + j.
+    for (int i = 0; i < 4; ++i) {
+        quads[4 * i] = _mm512_shuffle_ps(pairs[4 * i], pairs[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        quads[4 * i + 1] = _mm512_shuffle_ps(pairs[4 * i], pairs[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        quads[4 * i + 2] = _mm512_shuffle_ps(pairs[4 * i + 1], pairs[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        quads[4 * i + 3] = _mm512_shuffle_ps(pairs[4 * i + 1], pairs[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    // Column 4l + j gathers lane l of quads[j], quads[4 + j], quads[8 + j], quads[12 + j].
+    for (int j = 0; j < 4; ++j) {
+        const __m512 low_first = _mm512_maskz_shuffle_f32x4(0xFFFF, quads[j], quads[4 + j], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512 high_first = _mm512_maskz_shuffle_f32x4(0xFFFF, quads[j], quads[4 + j], _MM_SHUFFLE(3, 2, 3, 2));
+        const __m512 low_second = _mm512_maskz_shuffle_f32x4(0xFFFF, quads[8 + j], quads[12 + j], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512 high_second = _mm512_maskz_shuffle_f32x4(0xFFFF, quads[8 + j], quads[12 + j], _MM_SHUFFLE(3, 2, 3, 2));
+        columns[j] = _mm512_maskz_shuffle_f32x4(0xFFFF, low_first, low_second, _MM_SHUFFLE(2, 0, 2, 0));
+        columns[4 + j] = _mm512_maskz_shuffle_f32x4(0xFFFF, low_first, low_second, _MM_SHUFFLE(3, 1, 3, 1));
+        columns[8 + j] = _mm512_maskz_shuffle_f32x4(0xFFFF, high_first, high_second, _MM_SHUFFLE(2, 0, 2, 0));
+        columns[12 + j] = _mm512_maskz_shuffle_f32x4(0xFFFF, high_first, high_second, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+}
+
 __attribute__((target("avx512f,fma"))) inline void column_product_avx512(MatrixRef c, ConstMatrixRef a,
                                                                          const float* b, bool accumulate) {
     constexpr Index lanes = 16;  // (the gathers are masked: the unmasked one warns in g++ 12)
@@ -255,9 +287,19 @@ __attribute__((target("avx512f,fma"))) inline void column_product_avx512(MatrixR
         for (Index block = 0; block < a.cols; block += kSgemmDepthBlock) {
             const Index end = std::min(a.cols, block + kSgemmDepthBlock);
             __m512 partial = _mm512_setzero_ps();
-            for (Index p = block; p < end; ++p) {
+            Index p = block;
+            if (a.col_stride == 1)
+                for (; p + 16 <= end; p += 16) {
+                    __m512 columns[16];
+                    load_transposed_16x16(a, row, p, columns);
+                    LATENT_UNROLL
+                    for (int q = 0; q < 16; ++q) partial = _mm512_fmadd_ps(columns[q], _mm512_set1_ps(b[p + q]), partial);
+                }
+            for (; p < end; ++p) {  // the rest of the block, and a column-major A
                 const float* column = &a.at(row, p);
-                const __m512 values = a.row_stride == 1 ? _mm512_loadu_ps(column) : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, offsets, column, 4);
+                const __m512 values = a.row_stride == 1
+                                          ? _mm512_loadu_ps(column)
+                                          : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, offsets, column, 4);
                 partial = _mm512_fmadd_ps(values, _mm512_set1_ps(b[p]), partial);
             }
             total = block > 0     ? _mm512_add_ps(total, partial)
