@@ -185,3 +185,32 @@ TEST_CASE("LATENT_ISA: names a kernel family the CPU has, else a clear error", "
     CHECK_THROWS_WITH(detail::choose_isa("sse", Isa::Avx512), Catch::Contains("not one of portable, avx2, avx512"));
     CHECK_THROWS_AS(detail::choose_isa("AVX2", Isa::Avx512), ArgumentError);
 }
+
+TEST_CASE("sgemm: one column alone gives the bits it has inside a wider product", "[gemm]") {
+    // The one-column path (one sample through a Dense layer) skips packing; it must sum in the
+    // packed kernel's order, so a sample's output does not depend on the batch around it.
+    const auto kernels_here = runnable_vector_kernels();
+    if (kernels_here.empty()) {
+        test::skip("this CPU has neither AVX2 nor AVX-512");
+        return;
+    }
+    const Index rows = 45, depth = 700, cols = 9;
+    const FloatRowMatrix a = random_matrix<RowMatrix>(rows, depth, 12).cast<float>();  // row-major: transposed loads
+    const FloatRowMatrix b = random_matrix<RowMatrix>(depth, cols, 13).cast<float>();
+    for (Isa isa : kernels_here) {
+        INFO(isa_name(isa));
+        std::vector<float> whole(static_cast<std::size_t>(rows * cols));
+        std::vector<float> workspace(static_cast<std::size_t>(kernels::sgemm_workspace_size(rows, cols, depth)));
+        kernels::sgemm({whole.data(), rows, cols, 1, rows}, {a.data(), rows, depth, depth, 1},
+                       {b.data(), depth, cols, cols, 1}, workspace.data(), static_cast<Index>(workspace.size()), false,
+                       isa);
+        for (Index j = 0; j < cols; ++j) {
+            std::vector<float> column(static_cast<std::size_t>(rows));
+            const FloatRowMatrix b_column = b.col(j);  // contiguous, as one sample's input is
+            kernels::sgemm({column.data(), rows, 1, 1, rows}, {a.data(), rows, depth, depth, 1},
+                           {b_column.data(), depth, 1, 1, 1}, workspace.data(), static_cast<Index>(workspace.size()),
+                           false, isa);
+            CHECK(std::memcmp(column.data(), whole.data() + j * rows, sizeof(float) * rows) == 0);
+        }
+    }
+}
