@@ -15,16 +15,16 @@
 #   stb (required, pkg-config module "stb", Debian's libstb-dev): BMP reading and PNG writing.
 #     libstb holds stb's compiled implementation exactly once per program, so any number of
 #     translation units -- and the user's own stb code -- can include the stb headers.
-#   OpenMP (optional): threads over the batch. latent compiles and works without it.
+#   Threads (the platform's thread library, through CMake's FindThreads): latent's own threads
+#     work on the batch. Turned off (LATENT_USE_THREADS=OFF), latent runs serially without it.
 include(CMakeFindDependencyMacro)
 
-# latent_find_dependencies(<BUILD|PACKAGE> <openmp>)
-#   <openmp> under BUILD: whether to look for OpenMP (not found = a serial build, not an error);
-#            under PACKAGE: whether the installed target links OpenMP::OpenMP_CXX (then the
-#            consumer must find OpenMP too, or the target would name a missing target).
+# latent_find_dependencies(<BUILD|PACKAGE> <threads>)
+#   <threads>: whether latent uses threads, and so needs Threads::Threads (in a package: the
+#              consumer must find it too, or the target would name a missing target).
 # A macro, not a function: find_dependency() must be able to return() from the package config,
 # and the targets it creates must be visible where find_package(latent) was called.
-macro(latent_find_dependencies latent_context latent_openmp)
+macro(latent_find_dependencies latent_context latent_threads)
   if("${latent_context}" STREQUAL "PACKAGE")
     set(_latent_in_package ON)
   else()
@@ -44,24 +44,22 @@ macro(latent_find_dependencies latent_context latent_openmp)
     _latent_missing("stb (pkg-config module \"stb\"; Debian and Ubuntu package: libstb-dev)")
   endif()
 
-  if(_latent_in_package AND "${latent_openmp}")
-    _latent_require_package(OpenMP COMPONENTS CXX)
-  elseif("${latent_openmp}")
-    find_package(OpenMP COMPONENTS CXX)
-    if(NOT OpenMP_CXX_FOUND)
-      message(STATUS "latent: OpenMP not found; batches run on one thread")
-    endif()
+  if("${latent_threads}")
+    set(THREADS_PREFER_PTHREAD_FLAG ON)
+    _latent_require_package(Threads)
   endif()
 endmacro()
 
-# latent_link_dependencies(<target> <openmp>): attaches the dependencies to the INTERFACE target;
-# OpenMP (with the LATENT_USE_OPENMP=1 definition the headers test) when <openmp> is true.
-function(latent_link_dependencies target openmp)
+# latent_link_dependencies(<target> <threads>): attaches the dependencies to the INTERFACE
+# target; Threads::Threads when <threads> is true, else the LATENT_USE_THREADS=0 definition the
+# headers test.
+function(latent_link_dependencies target threads)
   target_link_libraries(${target} INTERFACE Eigen3::Eigen ZLIB::ZLIB PNG::PNG JPEG::JPEG nlohmann_json::nlohmann_json
                                             PkgConfig::LATENT_STB)
-  if(openmp)
-    target_link_libraries(${target} INTERFACE OpenMP::OpenMP_CXX)
-    target_compile_definitions(${target} INTERFACE LATENT_USE_OPENMP=1)
+  if(threads)
+    target_link_libraries(${target} INTERFACE Threads::Threads)
+  else()
+    target_compile_definitions(${target} INTERFACE LATENT_USE_THREADS=0)
   endif()
 endfunction()
 

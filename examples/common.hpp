@@ -211,9 +211,9 @@ inline void start(const std::string& program, const CommonOptions& options) {
 #else
     const char* build = "NOT optimised (expect it to be many times slower; build in Release)";
 #endif
-    // Without OpenMP the library runs on one thread whatever --threads says.
-    const int threads = latent::has_openmp() ? latent::num_threads() : 1;
-    std::cout << program << ": OpenMP " << (latent::has_openmp() ? "on" : "off") << ", threads " << threads
+    // A build without threads (LATENT_USE_THREADS=0) runs on one whatever --threads says.
+    const int threads = latent::has_threads() ? latent::num_threads() : 1;
+    std::cout << program << ": threads " << threads
               << ", build " << build << "\n";
 }
 

@@ -4,13 +4,13 @@
 // AddressSanitizer builds, whose runtime owns malloc) also counts the C allocation functions, by
 // defining malloc & co. in the executable on top of glibc's __libc_* entry points. The second
 // counter sees what operator new cannot: Eigen's aligned_malloc (e.g. GEMM packing buffers larger
-// than EIGEN_STACK_ALLOCATION_LIMIT) and the OpenMP runtime.
+// than EIGEN_STACK_ALLOCATION_LIMIT) and the thread library.
 //
 // The step under test is the body of fit()'s batch loop (training/fit.hpp) with one batch per
 // epoch: shuffle the sample order, gather inputs and targets, corrupt the inputs, then
 // train_step() (training/step.hpp) -- zero_grad, forward + loss + backward over the slices, the
 // NaN/Inf checks and the optimizer step -- as fit() calls it. After warm-up steps (buffers grow to the batch,
-// Adam creates its state, OpenMP starts its threads) further steps of the same batch size must
+// Adam creates its state, the worker pool starts its threads) further steps of the same batch size must
 // make zero allocations, at 1 and at 2 threads. On failure the test prints a backtrace of the
 // first counted allocation (`addr2line -f -C -e test_allocations ADDRESS` names the frames).
 #include <catch2/catch.hpp>

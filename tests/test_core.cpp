@@ -3,6 +3,7 @@
 #include <latent/latent.hpp>
 
 #include <atomic>
+#include <thread>
 #include <cmath>
 #include <set>
 #include <vector>
@@ -140,6 +141,73 @@ TEST_CASE("threads: an exception inside parallel_for reaches the caller", "[core
                         if (i == 37) throw ShapeError("bad chunk");
                     }),
                     ShapeError);
+    set_num_threads(saved);
+}
+
+TEST_CASE("threads: worker numbers stay below the loop's thread count, after a wider loop too",
+          "[core][threads]") {
+    const int saved = num_threads();
+    set_num_threads(4);
+    std::vector<std::atomic<int>> visits(64);
+    parallel_for(64, [&](Index i) { visits[static_cast<std::size_t>(i)]++; });  // starts 3 pool threads
+    for (int threads : {2, 3}) {
+        set_num_threads(threads);
+        std::atomic<int> highest{-1}, total{0};
+        for (int repeat = 0; repeat < 200; ++repeat)
+            parallel_for(16, [&](Index, int worker) {
+                int seen = highest.load();
+                while (worker > seen && !highest.compare_exchange_weak(seen, worker)) {}
+                total++;
+            });
+        CHECK(highest.load() < threads);
+        CHECK(total.load() == 200 * 16);
+    }
+    set_num_threads(4);
+    std::atomic<int> highest{-1};
+    parallel_for(2, [&](Index, int worker) { highest = std::max(highest.load(), worker); });
+    CHECK(highest.load() < 2);  // a loop of 2 iterations runs on at most 2 threads
+    set_num_threads(saved);
+}
+
+TEST_CASE("threads: thousands of short loops in a row each visit every index once", "[core][threads]") {
+    const int saved = num_threads();
+    set_num_threads(2);
+    std::vector<int> visits(8);
+    bool all_once = true;
+    for (int loop = 0; loop < 20000; ++loop) {
+        const Index count = 1 + loop % 8;
+        std::fill(visits.begin(), visits.end(), 0);
+        parallel_for(count, [&](Index i) { visits[static_cast<std::size_t>(i)]++; });
+        for (Index i = 0; i < 8; ++i) all_once &= visits[static_cast<std::size_t>(i)] == (i < count ? 1 : 0);
+    }
+    CHECK(all_once);
+    set_num_threads(saved);
+}
+
+TEST_CASE("threads: a loop inside a loop's body, and loops from two user threads at once, run all "
+          "their iterations", "[core][threads]") {
+    const int saved = num_threads();
+    set_num_threads(2);
+    std::vector<std::atomic<int>> visits(16 * 16);
+    parallel_for(16, [&](Index outer) {
+        parallel_for(16, [&](Index inner) { visits[static_cast<std::size_t>(outer * 16 + inner)]++; });
+    });
+    for (const auto& v : visits) CHECK(v.load() == 1);
+
+    auto sum_of_loops = [](long long& sum) {
+        for (int loop = 0; loop < 500; ++loop) {
+            std::vector<long long> parts(32);
+            parallel_for(32, [&](Index i) { parts[static_cast<std::size_t>(i)] = i + loop; });
+            for (long long part : parts) sum += part;
+        }
+    };
+    long long first = 0, second = 0;
+    std::thread other([&] { sum_of_loops(second); });
+    sum_of_loops(first);
+    other.join();
+    const long long expected = 500LL * (31 * 32 / 2) + 32LL * (499 * 500 / 2);
+    CHECK(first == expected);
+    CHECK(second == expected);
     set_num_threads(saved);
 }
 

@@ -324,11 +324,11 @@ int run(int argc, char** argv) {
     const double images_per_second = static_cast<double>(result.steps * options.batch) / result.seconds;
     const double gflops = images_per_second * bench::flops_per_sample(workload, options.mode == "train") / 1e9;
     std::printf("RESULT framework=latent workload=%s batch=%ld threads=%d mode=%s loop=%s steps=%lld "
-                "seconds=%.4f img_per_s=%.2f gflops=%.2f cpu_util=%.2f peak_rss_kb=%ld loss=%.6g openmp=%d isa=%s\n",
+                "seconds=%.4f img_per_s=%.2f gflops=%.2f cpu_util=%.2f peak_rss_kb=%ld loss=%.6g threads_built=%d isa=%s\n",
                 workload.name.c_str(), static_cast<long>(options.batch), options.threads, options.mode.c_str(),
                 options.mode == "infer" ? "reconstruct" : options.loop.c_str(), result.steps, result.seconds,
                 images_per_second, gflops, result.cpu_seconds / result.seconds, peak_rss_kb(), result.last_loss,
-                has_openmp() ? 1 : 0, isa_name(active_isa()));
+                has_threads() ? 1 : 0, isa_name(active_isa()));
     return 0;
 }
 

@@ -1,14 +1,14 @@
 # Builds and runs one consumer project (tests/cmake/<way>/) against latent, in a scratch folder.
 #   cmake -D WAY=find_package|add_subdirectory|fetch_content
 #         -D LATENT_SOURCE_DIR=<latent's source tree> -D CONSUMER_DIR=<tests/cmake/<way>>
-#         -D WORK_DIR=<scratch folder, emptied first> -D USE_OPENMP=ON|OFF -D EXPECT_OPENMP=yes|no
+#         -D WORK_DIR=<scratch folder, emptied first> -D USE_THREADS=ON|OFF -D EXPECT_THREADS=yes|no
 #         -D OPTIMIZATION=-O2|-O3 -D GENERATOR=<generator> -D CXX_COMPILER=<compiler>
 #         [-D MAKE_PROGRAM=<make tool>] -P consume.cmake
 # Fails (with the step's output) if latent cannot be configured, installed, fetched, added or
-# built without warnings, or if the consumer's result or its OpenMP use is not the expected one.
+# built without warnings, or if the consumer's result or its use of threads is not the expected one.
 cmake_minimum_required(VERSION 3.16)
 
-foreach(required WAY LATENT_SOURCE_DIR CONSUMER_DIR WORK_DIR USE_OPENMP EXPECT_OPENMP OPTIMIZATION
+foreach(required WAY LATENT_SOURCE_DIR CONSUMER_DIR WORK_DIR USE_THREADS EXPECT_THREADS OPTIMIZATION
                  GENERATOR CXX_COMPILER)
   if(NOT DEFINED ${required})
     message(FATAL_ERROR "consume.cmake: -D ${required}=... is missing")
@@ -49,13 +49,13 @@ if(WAY STREQUAL "find_package")
   run_step("configure latent for installation"
     "${CMAKE_COMMAND}" -S "${LATENT_SOURCE_DIR}" -B "${WORK_DIR}/latent-build" ${toolchain}
     -Werror=dev -D CMAKE_INSTALL_PREFIX=/nonexistent -D LATENT_BUILD_TESTS=OFF
-    -D LATENT_BUILD_EXAMPLES=OFF -D "LATENT_USE_OPENMP=${USE_OPENMP}")
+    -D LATENT_BUILD_EXAMPLES=OFF -D "LATENT_USE_THREADS=${USE_THREADS}")
   run_step("install latent"
     "${CMAKE_COMMAND}" --install "${WORK_DIR}/latent-build" --config Release
     --prefix "${WORK_DIR}/prefix")
   set(consumer_args -D "CMAKE_PREFIX_PATH=${WORK_DIR}/prefix")
 elseif(WAY STREQUAL "add_subdirectory")
-  set(consumer_args -D "LATENT_SOURCE_DIR=${LATENT_SOURCE_DIR}" -D "LATENT_USE_OPENMP=${USE_OPENMP}")
+  set(consumer_args -D "LATENT_SOURCE_DIR=${LATENT_SOURCE_DIR}" -D "LATENT_USE_THREADS=${USE_THREADS}")
 elseif(WAY STREQUAL "fetch_content")
   # A release-style archive (one top folder latent-<version>/) of what a consumer's build reads.
   file(STRINGS "${LATENT_SOURCE_DIR}/CMakeLists.txt" project_line REGEX "project\\(latent VERSION")
@@ -70,7 +70,7 @@ elseif(WAY STREQUAL "fetch_content")
     message(FATAL_ERROR "consume.cmake: could not pack latent's source archive")
   endif()
   set(consumer_args -D "LATENT_URL=file://${WORK_DIR}/latent-${version}.tar.gz"
-                    -D "LATENT_USE_OPENMP=${USE_OPENMP}")
+                    -D "LATENT_USE_THREADS=${USE_THREADS}")
 else()
   message(FATAL_ERROR "consume.cmake: unknown WAY '${WAY}'")
 endif()
@@ -109,6 +109,6 @@ message(STATUS "consume.cmake: ${output}")
 if(NOT result EQUAL 0)
   message(FATAL_ERROR "consume.cmake: the ${WAY} consumer failed (${result})")
 endif()
-if(NOT output MATCHES "OpenMP: ${EXPECT_OPENMP}")
-  message(FATAL_ERROR "consume.cmake: expected the consumer to report 'OpenMP: ${EXPECT_OPENMP}'")
+if(NOT output MATCHES "threads: ${EXPECT_THREADS}")
+  message(FATAL_ERROR "consume.cmake: expected the consumer to report 'threads: ${EXPECT_THREADS}'")
 endif()

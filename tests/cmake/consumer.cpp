@@ -40,7 +40,7 @@ int main() {
         std::printf("consumer: the weights read back from consumer-weights.safetensors differ\n");
         return 1;
     }
-    std::printf("consumer: Dense forward gave (-1.75, 2) for all %ld samples; OpenMP: %s\n",
-                static_cast<long>(batch), latent::has_openmp() ? "yes" : "no");
+    std::printf("consumer: Dense forward gave (-1.75, 2) for all %ld samples; threads: %s\n",
+                static_cast<long>(batch), latent::has_threads() ? "yes" : "no");
     return 0;
 }

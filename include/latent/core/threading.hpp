@@ -2,14 +2,13 @@
 //
 // Work is split over the batch into chunks whose boundaries depend only on the data's shape,
 // never on the thread count, and partial results are combined in chunk order. That is why a
-// run gives bit-identical results with 1 and with N threads. Eigen's own GEMM stays
-// single-threaded: splitting small per-chunk products across threads costs more than it gains.
+// run gives bit-identical results with 1 and with N threads. The chunks run on latent's own
+// threads (worker_pool.hpp), which never make a loop wait for a thread that has not started
+// on it; Eigen's own GEMM stays single-threaded.
 #pragma once
 
 #include <algorithm>
 #include <cstdlib>
-#include <exception>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -17,15 +16,16 @@
 
 #include <Eigen/Core>
 
-#if defined(LATENT_USE_OPENMP) && defined(_OPENMP)
-#include <omp.h>
-#define LATENT_HAS_OPENMP 1
+// LATENT_USE_THREADS=0 builds a library that runs every loop on the calling thread.
+#if !defined(LATENT_USE_THREADS) || LATENT_USE_THREADS
+#define LATENT_HAS_THREADS 1
 #else
-#define LATENT_HAS_OPENMP 0
+#define LATENT_HAS_THREADS 0
 #endif
 
 #include "errors.hpp"
 #include "tensor.hpp"
+#include "worker_pool.hpp"
 
 namespace latent {
 namespace detail {
@@ -52,8 +52,8 @@ inline int& thread_count_setting() {
 
 }  // namespace detail
 
-// Sets the number of threads latent uses (>= 1). Without OpenMP the library runs serially and
-// this only records the value.
+// Sets the number of threads latent uses (>= 1). In a build with LATENT_USE_THREADS=0 the
+// library runs serially and this only records the value.
 inline void set_num_threads(int count) {
     detail::require(count >= 1, "set_num_threads", "thread count must be >= 1, got " +
                                                         std::to_string(count));
@@ -63,13 +63,14 @@ inline void set_num_threads(int count) {
 
 inline int num_threads() { return detail::thread_count_setting(); }
 
-// True when the library was compiled with OpenMP, i.e. set_num_threads(n > 1) runs in parallel.
-constexpr bool has_openmp() { return LATENT_HAS_OPENMP != 0; }
+// True unless the library was built with LATENT_USE_THREADS=0, i.e. set_num_threads(n > 1)
+// runs in parallel.
+constexpr bool has_threads() { return LATENT_HAS_THREADS != 0; }
 
 // Calls body(i) -- or body(i, worker) -- for every i in [0, count), spread over num_threads()
 // threads; `worker` in [0, num_threads()) identifies the thread, for per-thread scratch memory.
 // The body must write only to memory owned by index i (or by its worker). An exception thrown
-// by a body is rethrown here (the first one caught), after all threads have finished.
+// by a body is rethrown here (the first one caught), after every iteration begun has finished.
 template <class Body> void parallel_for(Index count, Body&& body) {
     auto call = [&body](Index i, int worker) {
         if constexpr (std::is_invocable_v<Body&, Index, int>) {
@@ -80,26 +81,14 @@ template <class Body> void parallel_for(Index count, Body&& body) {
         }
     };
     const int threads = static_cast<int>(std::min<Index>(num_threads(), count));
-    if (threads <= 1) {
-        for (Index i = 0; i < count; ++i) call(i, 0);
-        return;
+    if constexpr (has_threads()) {
+        auto invoke = [](void* context, Index i, int worker) {
+            (*static_cast<decltype(call)*>(context))(i, worker);
+        };
+        if (threads > 1 && detail::WorkerPool::shared().run(count, threads, detail::LoopBody{invoke, &call}))
+            return;
     }
-#if LATENT_HAS_OPENMP
-    std::exception_ptr first_error;
-    std::mutex error_mutex;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-    for (Index i = 0; i < count; ++i) {
-        try {
-            call(i, omp_get_thread_num());
-        } catch (...) {
-            std::lock_guard<std::mutex> lock(error_mutex);
-            if (!first_error) first_error = std::current_exception();
-        }
-    }
-    if (first_error) std::rethrow_exception(first_error);
-#else
     for (Index i = 0; i < count; ++i) call(i, 0);
-#endif
 }
 
 // Below this many elementary operations a loop runs on the calling thread: waking a thread for

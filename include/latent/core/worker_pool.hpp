@@ -1,0 +1,224 @@
+// The threads behind parallel_for: a pool started on first use, where a loop ends as soon as its
+// iterations are done.
+//
+// Rules, and why:
+// - The calling thread works too (as worker 0); pool threads join a loop when they wake and take
+//   iterations one at a time from a shared counter. A loop waits only for iterations that have
+//   been taken, never for a thread that has not arrived: on a machine busy with other processes
+//   a pool thread may not get a core for milliseconds, and a loop that waited for every thread
+//   (a barrier, as an OpenMP parallel region has) would run at the pace of the slowest one.
+// - Idle threads spin for a few microseconds (loops in a training step follow each other
+//   closely) and then sleep on a condition variable, so they take no CPU between batches.
+// - One loop at a time: a loop started while another one runs (from another user thread, or
+//   from inside a loop's body) runs serially on its caller. Results cannot differ, because an
+//   iteration's result never depends on which thread runs it.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+#include "tensor.hpp"
+
+namespace latent {
+namespace detail {
+
+// One loop body without its type: invoke(context, iteration, worker).
+struct LoopBody {
+    void (*invoke)(void* context, Index iteration, int worker) = nullptr;
+    void* context = nullptr;
+};
+
+// Tells the core the thread is spinning (lets the other hyperthread run, saves power).
+inline void spin_pause() {
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+    _mm_pause();
+#endif
+}
+
+class WorkerPool {
+public:
+    // How long an idle thread (or a caller waiting for the last iterations) spins before it sleeps.
+    static constexpr std::chrono::microseconds spin_time{50};
+    // Loops of more iterations than this run serially (the counter holds 32 bits of iteration).
+    static constexpr Index max_iterations = (Index{1} << 31) - 1;
+
+    // The process's pool. Its threads are started on first use and joined at exit.
+    static WorkerPool& shared() {
+        static WorkerPool pool;
+        return pool;
+    }
+
+    WorkerPool() = default;
+    WorkerPool(const WorkerPool&) = delete;
+    WorkerPool& operator=(const WorkerPool&) = delete;
+
+    ~WorkerPool() {
+        {
+            std::lock_guard<std::mutex> lock(sleep_mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_all();
+        for (std::thread& thread : threads_) thread.join();
+    }
+
+    // Runs body for every iteration in [0, count) on the caller and up to threads - 1 pool
+    // threads (worker numbers below `threads`). Returns false, having run nothing, when the
+    // pool is busy with another loop or the caller is inside a loop's body; the caller then
+    // runs the loop itself. The first exception a body throws is rethrown after all taken
+    // iterations have finished.
+    bool run(Index count, int threads, LoopBody body) {
+        if (inside_loop() || count > max_iterations) return false;
+        std::unique_lock<std::mutex> job_lock(job_mutex_, std::try_to_lock);
+        if (!job_lock.owns_lock()) return false;
+        start_threads(threads - 1);
+
+        // Close the last loop's ticket before its fields are overwritten: a thread that read
+        // them late then fails its compare-exchange. The closed ticket has a generation of its
+        // own and no iteration to take; the new loop gets the one after it.
+        const std::uint64_t closed = (ticket_.load(std::memory_order_relaxed) >> 32) + 1;
+        ticket_.store(closed << 32 | no_iteration, std::memory_order_seq_cst);
+        body_ = body;
+        count_.store(count, std::memory_order_relaxed);
+        participants_.store(threads, std::memory_order_relaxed);
+        finished_.store(0, std::memory_order_relaxed);
+        error_ = nullptr;
+        const std::uint64_t generation = closed + 1;
+        ticket_.store(generation << 32, std::memory_order_seq_cst);
+        if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+            std::lock_guard<std::mutex> lock(sleep_mutex_);
+            wake_.notify_all();
+        }
+
+        inside_loop() = true;
+        take_iterations(generation, 0);
+        inside_loop() = false;
+        wait_until_finished();
+        if (error_) std::rethrow_exception(error_);
+        return true;
+    }
+
+private:
+    static bool& inside_loop() {
+        thread_local bool inside = false;
+        return inside;
+    }
+
+    void start_threads(int wanted) {
+        while (static_cast<int>(threads_.size()) < wanted) {
+            const int worker = static_cast<int>(threads_.size()) + 1;
+            threads_.emplace_back([this, worker] { serve(worker); });
+        }
+    }
+
+    // Takes iteration after iteration of loop `generation` until none is left. The ticket holds
+    // the generation (high 32 bits) and the next untaken iteration (low 32 bits), so a thread
+    // that arrives after its loop has ended fails the compare-exchange and touches nothing
+    // else: the body, which lives on the caller's stack, is called only for a taken iteration
+    // of a loop that cannot end before that iteration finishes.
+    void take_iterations(std::uint64_t generation, int worker) {
+        std::uint64_t ticket = ticket_.load(std::memory_order_acquire);
+        for (;;) {
+            if ((ticket >> 32) != generation) return;
+            const Index iteration = static_cast<Index>(ticket & 0xffffffffu);
+            const Index count = count_.load(std::memory_order_relaxed);
+            if (iteration >= count) return;
+            if (!ticket_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_acq_rel,
+                                               std::memory_order_acquire))
+                continue;
+            try {
+                body_.invoke(body_.context, iteration, worker);
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(error_mutex_);
+                if (!error_) error_ = std::current_exception();
+            }
+            // `count` was read before this iteration was taken: once the last one is counted,
+            // the caller may publish the next loop and overwrite count_.
+            if (finished_.fetch_add(1, std::memory_order_acq_rel) + 1 == count) {
+                std::lock_guard<std::mutex> lock(sleep_mutex_);
+                done_.notify_all();
+            }
+            ticket = ticket_.load(std::memory_order_acquire);
+        }
+    }
+
+    void wait_until_finished() {
+        const Index count = count_.load(std::memory_order_relaxed);
+        const auto spin_until = std::chrono::steady_clock::now() + spin_time;
+        while (finished_.load(std::memory_order_acquire) != count) {
+            if (std::chrono::steady_clock::now() < spin_until) {
+                spin_pause();
+                continue;
+            }
+            std::unique_lock<std::mutex> lock(sleep_mutex_);
+            done_.wait(lock, [&] { return finished_.load(std::memory_order_acquire) == count; });
+        }
+    }
+
+    // A pool thread: waits for a loop it may join, works on it, waits again.
+    void serve(int worker) {
+        std::uint64_t seen = 0;
+        for (;;) {
+            std::uint64_t generation = 0;
+            if (!wait_for_loop(seen, generation)) return;
+            seen = generation;
+            // participants_ may already belong to a newer loop; take_iterations then finds the
+            // ticket's generation changed and touches nothing.
+            if (worker < participants_.load(std::memory_order_relaxed)) take_iterations(generation, worker);
+        }
+    }
+
+    // Waits until a loop newer than `seen` is published (true, its generation in `generation`)
+    // or the pool stops (false).
+    bool wait_for_loop(std::uint64_t seen, std::uint64_t& generation) {
+        const auto spin_until = std::chrono::steady_clock::now() + spin_time;
+        for (;;) {
+            generation = ticket_.load(std::memory_order_acquire) >> 32;
+            if (generation != seen) return true;
+            if (std::chrono::steady_clock::now() >= spin_until) break;
+            spin_pause();
+        }
+        std::unique_lock<std::mutex> lock(sleep_mutex_);
+        sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        wake_.wait(lock, [&] {
+            generation = ticket_.load(std::memory_order_seq_cst) >> 32;
+            return stopping_ || generation != seen;
+        });
+        sleepers_.fetch_sub(1, std::memory_order_relaxed);
+        return !stopping_;
+    }
+
+    std::mutex job_mutex_;                  // held by the caller of the loop in progress
+    std::atomic<std::uint64_t> ticket_{0};  // generation << 32 | next untaken iteration
+    std::atomic<Index> finished_{0};        // iterations of the current loop that have finished
+    static constexpr std::uint64_t no_iteration = 0xffffffffu;  // above max_iterations
+
+    // The current loop, written before its ticket is published. count_ and participants_ are
+    // atomic because a thread that arrives late may read them while the next loop is set up.
+    LoopBody body_;
+    std::atomic<Index> count_{0};
+    std::atomic<int> participants_{1};
+
+    std::mutex error_mutex_;
+    std::exception_ptr error_;
+
+    std::mutex sleep_mutex_;  // guards stopping_ and the sleeps on wake_ and done_
+    std::condition_variable wake_;
+    std::condition_variable done_;
+    std::atomic<int> sleepers_{0};
+    bool stopping_ = false;
+    std::vector<std::thread> threads_;
+};
+
+}  // namespace detail
+}  // namespace latent
