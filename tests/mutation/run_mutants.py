@@ -66,7 +66,7 @@ class Outcome:
 
 
 class Interrupted(Exception):
-    """SIGTERM or SIGHUP: stop like Ctrl-C does, after the file is restored."""
+    """Ctrl-C, SIGTERM or SIGHUP: stop, after the file is restored."""
 
 
 def parse_mutants(path):
@@ -324,7 +324,7 @@ class MutationRun:
         print(f"baseline: running {len(numbers)} tests unmutated")
         _, failures = self.suite.run(sorted(numbers), self.options.timeout, self.logs / "baseline.test.log")
         self.baseline_failures = set(failures)
-        for name, reason in sorted(failures.items()):
+        for name, reason in failures.items():  # in ctest order
             print(f"baseline: '{name}' already fails unmutated ({reason}); mutants that run it are skipped")
 
     def run_mutant(self, mutant):
@@ -358,7 +358,7 @@ class MutationRun:
     def classify(self, mutant, tests, code, failures, seconds):
         log = self.logs / f"{mutant.id}.test.log"
         by_reason = {}
-        for name, reason in sorted(failures.items()):
+        for name, reason in failures.items():  # in ctest order
             by_reason.setdefault(reason, []).append(name)
         skipped = len(by_reason.pop("Skipped", []))
         not_run = by_reason.pop("Not Run", [])
@@ -465,14 +465,16 @@ def main():
     def stop(signal_number, _frame):
         raise Interrupted(signal.Signals(signal_number).name)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGHUP, stop)
+    # Set for SIGINT too: a shell starts background jobs with SIGINT ignored, and Python then
+    # would not turn it into KeyboardInterrupt.
+    for signal_number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signal_number, stop)
     run = MutationRun(options)
     run.configure_once()
     try:
         outcomes = run.run(mutants)
     except (KeyboardInterrupt, Interrupted) as stopped:
-        print(f"\ninterrupted ({stopped or 'SIGINT'}); the mutated file was restored")
+        print(f"\ninterrupted ({stopped or 'SIGINT'}); no file is left mutated")
         return 130
     print_table(outcomes)
     return 0
