@@ -23,7 +23,10 @@ Typical use, from the repository root (a full run takes about an hour on 2 cores
 
 The files the selected mutants touch must be unmodified in git: the script refuses otherwise,
 and it never leaves a mutated file behind (it restores on errors, Ctrl-C and SIGTERM; after a
-SIGKILL the next run restores from the copy it keeps in the build directory).
+SIGKILL the next run restores from the copy it keeps in the build directory). The build
+directory's test programs hold the last mutant's code until they are rebuilt (the next build
+does that: the restored header is newer), so run the ordinary suite in another build directory.
+Each mutant's build and test output is in <build dir>/mutation-logs.
 """
 
 import argparse
@@ -83,6 +86,8 @@ def parse_mutants(path):
         if missing:
             sys.exit(f"{path}:{block['line']}: mutant '{block['id']}' lacks {', '.join(missing)}")
         values = block["fields"]
+        if values["original"] == values["mutated"]:
+            sys.exit(f"{path}:{block['line']}: mutant '{block['id']}' changes nothing")
         mutants.append(Mutant(id=block["id"], file=values["file"], bug=values["bug"],
                               targets=values["targets"].split(), original=values["original"],
                               mutated=values["mutated"], tests=values.get("tests", ""),
@@ -109,7 +114,7 @@ def parse_mutants(path):
     return mutants
 
 
-def run_command(command, log_path, timeout=None, **options):
+def run_command(command, log_path, **options):
     """Runs `command` in its own process group, output to `log_path`; returns its exit code.
 
     On Ctrl-C, SIGTERM or an error here the whole group (make and the compilers it started)
@@ -121,23 +126,29 @@ def run_command(command, log_path, timeout=None, **options):
         log.flush()
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **options)
         try:
-            return process.wait(timeout=timeout)
+            return process.wait()
         except BaseException:
             end_process_group(process)
             raise
 
 
 def end_process_group(process):
-    for signal_number, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+    """SIGTERM to every process of the group, SIGKILL to those still there 10 s later."""
+    for signal_number in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(process.pid, signal_number)
         except ProcessLookupError:
             return
         try:
-            process.wait(timeout=grace)
-            return
+            process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             continue
+        for _ in range(100):  # the leader is gone; its compilers may take a moment longer
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
 
 
 class signals_held:
@@ -281,10 +292,12 @@ class MutationRun:
         if (self.build_dir / "CMakeCache.txt").exists():
             return
         print(f"configuring {self.build_dir} (once)")
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = self.logs / "configure.log"
         code = run_command(["cmake", "-S", str(REPOSITORY), "-B", str(self.build_dir), "-DCMAKE_BUILD_TYPE=Release",
-                            "-DLATENT_BUILD_EXAMPLES=OFF"], self.build_dir.parent / "mutation-configure.log")
+                            "-DLATENT_BUILD_EXAMPLES=OFF"], log)
         if code != 0:
-            sys.exit(f"configuring {self.build_dir} failed: see {self.build_dir.parent / 'mutation-configure.log'}")
+            sys.exit(f"configuring {self.build_dir} failed: see {log}")
 
     def build(self, targets, log_path):
         command = ["nice", "-n", str(self.options.nice), "cmake", "--build", str(self.build_dir),
@@ -334,7 +347,7 @@ class MutationRun:
             where = "the file does not exist" if text is None else \
                 "original text not found (the code changed)" if count == 0 else \
                 f"original text occurs {count} times: it must be unique"
-            return Outcome(mutant, "skipped", where)
+            return Outcome(mutant, "skipped", f"{where}; see mutants.txt line {mutant.line}")
         path = REPOSITORY / mutant.file
         mutated = text.replace(mutant.original.encode("utf-8"), mutant.mutated.encode("utf-8"))
         self.restorer.apply(path, text, mutated)
@@ -419,6 +432,8 @@ def print_table(outcomes):
     if counted:
         caught = count["killed"] + count["timed out"]
         print(f"mutation score: {caught} of {counted} = {100.0 * caught / counted:.1f}%")
+    else:
+        print("mutation score: none (no mutant was killed or survived)")
     for outcome in outcomes:
         if outcome.status == "survived":
             print(f"survived: {outcome.mutant.id} ({outcome.mutant.file}): {outcome.mutant.bug}")
