@@ -440,11 +440,12 @@ def print_table(outcomes):
 
 
 def list_mutants(mutants):
+    id_width = max(len(mutant.id) for mutant in mutants) if mutants else 0
     for mutant in mutants:
         _, count = MutationRun.occurrences(mutant)
         state = "ok" if count == 1 else "original text not found" if count == 0 else f"original text occurs {count} times"
-        print(f"{mutant.id:<28} {mutant.file.replace('include/latent/', ''):<32} {' '.join(mutant.targets):<26} "
-              f"{state}\n{'':<29}{mutant.bug}")
+        print(f"{mutant.id:<{id_width}}  {mutant.file.replace('include/latent/', ''):<32} "
+              f"{' '.join(mutant.targets):<26} {state}\n{'':<{id_width + 2}}{mutant.bug}")
     folders = sorted({Path(mutant.file).parent.name for mutant in mutants})
     print(f"\n{len(mutants)} mutants over {len(folders)} folders: {', '.join(folders)}")
 
