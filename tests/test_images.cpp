@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -444,6 +445,20 @@ TEST_CASE("resize: bicubic weights are Keys' kernel (a = -0.75) and sum to 1", "
     for (double t = 0; t < 1; t += 0.0625) {
         const auto w = bicubic_weights(t);
         CHECK(w[0] + w[1] + w[2] + w[3] == Approx(1.0).margin(1e-12));
+    }
+}
+
+TEST_CASE("resize: bicubic matches the Keys kernel at fractional positions", "[resize]") {
+    // t = 0 and 0.5 give equal outer weights, so they cannot tell the outer taps apart; t = 0.25
+    // and 0.75 can. With a = -0.75, W(d) = 1.25 d^3 - 2.25 d^2 + 1 for |d| <= 1 and
+    // -0.75 d^3 + 3.75 d^2 - 6 d + 3 for 1 < |d| < 2 (every value below is exact in binary):
+    //   t = 0.25: W(1.25) = -0.10546875, W(0.25) = 0.87890625, W(0.75) = 0.26171875, W(1.75) = -0.03515625.
+    const std::array<double, 4> quarter{-0.10546875, 0.87890625, 0.26171875, -0.03515625};
+    const auto at_quarter = bicubic_weights(0.25);
+    const auto at_three_quarters = bicubic_weights(0.75);  // the same weights, mirrored
+    for (std::size_t k = 0; k < 4; ++k) {
+        CHECK(at_quarter[k] == quarter[k]);
+        CHECK(at_three_quarters[k] == quarter[3 - k]);
     }
 }
 

@@ -136,6 +136,26 @@ TEMPLATE_TEST_CASE("max_pool2d: ties send the gradient to the first maximum in r
     CHECK(test::max_abs_difference(dx, grid<TestType>(2, 4, {1, 0, 0, 2, 0, 0, 0, 0})) == 0.0);
 }
 
+TEMPLATE_TEST_CASE("max_pool2d: the first maximum wins on ties in the general path",
+                   "[max_pool2d]", float, double) {
+    // Pool 3 (not the 2x2 fast path) on {1,5,5 / 5,2,5 / 0,5,5}: the six 5s tie, the first in
+    // row-major order is (0,1).
+    Layer<TestType> pool3 = MaxPool2D<TestType>(3);
+    const auto x = grid<TestType>(3, 3, {1, 5, 5, 5, 2, 5, 0, 5, 5});
+    const auto y = run_forward(pool3, x);
+    CHECK(y(0, 0, 0, 0) == 5);
+    CHECK(pool3.template get<MaxPool2D<TestType>>()->argmax() == std::vector<Index>{1});
+    const auto dx = run_backward(pool3, x, y, grid<TestType>(1, 1, {1}));
+    CHECK(test::max_abs_difference(dx, grid<TestType>(3, 3, {0, 1, 0, 0, 0, 0, 0, 0, 0})) == 0.0);
+
+    // Pool 2, stride 1 on a constant 2x3 input: window (0,0) takes (0,0), window (0,1) takes (0,1).
+    Layer<TestType> overlapping = MaxPool2D<TestType>(2, 1);
+    const auto flat = grid<TestType>(2, 3, {5, 5, 5, 5, 5, 5});
+    const auto flat_y = run_forward(overlapping, flat);
+    const auto flat_dx = run_backward(overlapping, flat, flat_y, grid<TestType>(1, 2, {1, 2}));
+    CHECK(test::max_abs_difference(flat_dx, grid<TestType>(2, 3, {1, 2, 0, 0, 0, 0})) == 0.0);
+}
+
 TEMPLATE_TEST_CASE("max_pool2d: overlapping windows (stride 1) add their gradients",
                    "[max_pool2d]", float, double) {
     // x = [1 3 2], pool 1x2 stride 1: windows {1,3} and {3,2} both take the 3 at index 1,

@@ -2,10 +2,15 @@
 
 #include <latent/latent.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <memory>
-#include <fstream>
+#include <numeric>
+#include <set>
+#include <vector>
 
 #include "helpers.hpp"
 
@@ -383,6 +388,99 @@ TEST_CASE("fit: early stopping stops and restores the best weights", "[training]
     const History history = model.fit(data, data, MeanSquaredError<float>(), sgd, options);
     CHECK(history.size() == 4);  // best at epoch 1, then 3 epochs without improvement
     CHECK(history.stopped_early);
+}
+
+TEST_CASE("fit: early stopping puts back the weights of the best epoch", "[training][callbacks]") {
+    // Epoch 1 trains normally and is the best. After it, and after every later epoch, a callback
+    // that runs after EarlyStopping sets every weight to 3: the network saturates, and the next
+    // epochs' losses are far worse. EarlyStopping(1) stops after epoch 3 and must restore the
+    // weights it saw at the end of epoch 1.
+    const Tensor<float> data = low_rank_data(64, 8);
+    auto model = small_autoencoder();
+    SGD<float> sgd(0.1);
+    auto options = quiet(20);
+    std::vector<std::vector<float>> best_weights;
+    options.callbacks.push_back(EarlyStopping<float>(1));
+    options.callbacks.push_back([&](EpochEnd<float>& end) {
+        if (end.epoch == 0) best_weights = end.get_weights();
+        if (end.stop) return;
+        std::vector<std::vector<float>> spoiled = end.get_weights();
+        for (auto& values : spoiled) std::fill(values.begin(), values.end(), 3.0f);
+        end.set_weights(spoiled);
+    });
+    const History history = model.fit(data, data, MeanSquaredError<float>(), sgd, options);
+    INFO("losses " << history.loss[0] << ", " << history.loss[1] << ", " << history.loss[2]);
+    REQUIRE(history.size() == 3);
+    CHECK(history.stopped_early);
+    CHECK(history.loss[1] > history.loss[0]);
+    CHECK(history.loss[2] > history.loss[0]);
+    std::vector<float> restored, expected;
+    for (const auto& parameter : model.parameters()) restored.insert(restored.end(), parameter.value, parameter.value + parameter.size);
+    for (const auto& values : best_weights) expected.insert(expected.end(), values.begin(), values.end());
+    CHECK(restored == expected);
+}
+
+namespace {
+
+// A corruption that passes the batch through unchanged and records, per call, the seed it was
+// given and the samples it saw (sample n of the data holds the value n / 64 everywhere).
+struct RecordingCorruption {
+    std::shared_ptr<std::vector<std::uint64_t>> seeds = std::make_shared<std::vector<std::uint64_t>>();
+    std::shared_ptr<std::vector<Index>> samples = std::make_shared<std::vector<Index>>();
+
+    void operator()(ConstTensorView<float> clean, TensorView<float> corrupted, std::uint64_t seed) const {
+        seeds->push_back(seed);
+        const Index sample_size = clean.size() / clean.dimension(0);
+        for (Index n = 0; n < clean.dimension(0); ++n)
+            samples->push_back(static_cast<Index>(std::lround(clean.data()[n * sample_size] * 64)));
+        std::copy_n(clean.data(), clean.size(), corrupted.data());
+    }
+};
+
+Tensor<float> numbered_samples(Index count) {
+    Tensor<float> data = make_tensor<float>(count, {1, 8, 8});
+    for (Index n = 0; n < count; ++n) std::fill_n(data.data() + n * 64, 64, static_cast<float>(n) / 64.0f);
+    return data;
+}
+
+// Three epochs of 64 numbered samples in 4 batches of 16, through a RecordingCorruption.
+RecordingCorruption record_three_epochs() {
+    const Tensor<float> data = numbered_samples(64);
+    auto model = small_autoencoder();
+    SGD<float> sgd(0.01);
+    auto options = quiet(3, 16);
+    const RecordingCorruption recorder;
+    options.corruption = recorder;
+    model.fit(data, data, MeanSquaredError<float>(), sgd, options);
+    return recorder;
+}
+
+}  // namespace
+
+TEST_CASE("fit: every epoch shuffles the samples into a new order", "[training][shuffle]") {
+    const RecordingCorruption recorder = record_three_epochs();
+    REQUIRE(recorder.samples->size() == 3 * 64);
+    std::vector<std::vector<Index>> orders;
+    for (int epoch = 0; epoch < 3; ++epoch)
+        orders.emplace_back(recorder.samples->begin() + epoch * 64, recorder.samples->begin() + (epoch + 1) * 64);
+    std::vector<Index> every_sample(64);
+    std::iota(every_sample.begin(), every_sample.end(), Index{0});
+    for (const auto& order : orders) {
+        std::vector<Index> sorted = order;
+        std::sort(sorted.begin(), sorted.end());
+        CHECK(sorted == every_sample);  // each sample once per epoch
+        CHECK(order != every_sample);   // shuffled
+    }
+    CHECK(orders[0] != orders[1]);
+    CHECK(orders[1] != orders[2]);
+    CHECK(orders[0] != orders[2]);
+}
+
+TEST_CASE("fit: every batch of every epoch is corrupted from its own seed", "[training][corruption]") {
+    const RecordingCorruption recorder = record_three_epochs();
+    REQUIRE(recorder.seeds->size() == 3 * 4);
+    const std::set<std::uint64_t> distinct(recorder.seeds->begin(), recorder.seeds->end());
+    CHECK(distinct.size() == recorder.seeds->size());
 }
 
 TEST_CASE("fit: CSV logger writes one line per epoch", "[training][callbacks]") {
