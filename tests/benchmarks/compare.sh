@@ -2,7 +2,8 @@
 # latent vs PyTorch on the same CPU: builds latent_bench, runs every workload in both,
 # alternating latent / PyTorch (A B A B ...), one fresh process per measurement, and prints the
 # float GEMM peak of the machine, one table of medians, one RATIO line per workload and batch
-# size, each workload's GFLOP/s as a fraction of the peak, and the one-sample latency (W5).
+# size, each workload's GFLOP/s as a fraction of the peak, each program's 2-thread / 1-thread
+# speed (THREADS lines: the load test, with --background) and the one-sample latency (W5).
 #
 #   tests/benchmarks/compare.sh [--build default|native|both] [--pairs N] [--quick]
 #                               [--workloads W1,W2] [--seconds S] [--calls N]
@@ -16,7 +17,8 @@
 #   --seconds S      timed seconds per process (default 2)
 #   --calls N        one-sample calls per latency measurement (default 10000)
 #   --omp-wait-policy active|passive
-#                    sets OMP_WAIT_POLICY for both programs (default: unset, as a user runs them)
+#                    sets OMP_WAIT_POLICY for PyTorch, which runs on OpenMP (default: unset, as a
+#                    user runs it; latent has its own threads)
 #   --background L   other work on the machine during the measurements: busy = one busy loop,
 #                    train = a second latent training process (W2, 1 thread); default none
 # Installs what is missing (python3-torch, libopenblas0-pthread, the build tools) with apt-get,
@@ -36,7 +38,7 @@ build_mode=default
 calls=10000
 background=none
 
-usage() { sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while (($# > 0)); do
     case $1 in
         --pairs) pairs=$2; shift 2 ;;
@@ -286,6 +288,15 @@ for b in builds:
             print(f"FRACTION build={b[7:]} workload={workload} batch={batch} threads={threads} "
                   f"train_gflops={train:.1f} train={train / peak[threads]:.2f} "
                   f"infer_gflops={infer:.1f} infer={infer / peak[threads]:.2f}")
+print()
+print("THREADS lines: 2-thread / 1-thread img/s of each program (with --background busy|train, the")
+print("load test: below 1.00 means the second thread made training slower)")
+for source in builds + ["pytorch"]:
+    for workload, batch in order:
+        line = f"THREADS source={source} workload={workload} batch={batch}"
+        for mode in ("train", "infer"):
+            line += f" {mode}={median(source, workload, batch, 2, mode, 'img_per_s') / median(source, workload, batch, 1, mode, 'img_per_s'):.2f}"
+        print(line)
 print()
 print("LATENCY lines (W5): one sample per call, 1 thread; medians over the pairs of each run's p50 and")
 print("p99; ratio = latent's p50 / PyTorch's p50 (torch.inference_mode)")
