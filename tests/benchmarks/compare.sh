@@ -5,12 +5,14 @@
 # size, each workload's GFLOP/s as a fraction of the peak, each program's 2-thread / 1-thread
 # speed (THREADS lines: the load test, with --background) and the one-sample latency (W5).
 #
-#   tests/benchmarks/compare.sh [--build default|native|both] [--pairs N] [--quick]
+#   tests/benchmarks/compare.sh [--build default|hand|native|both|all] [--pairs N] [--quick]
 #                               [--workloads W1,W2] [--seconds S] [--calls N]
 #                               [--omp-wait-policy active|passive] [--background none|busy|train]
 #
 #   --build B        default: the CMake Release build a user gets (no -march flag; the kernels
-#                    are chosen at run time); native: -O3 -march=native; both: each, alternated
+#                    are chosen at run time); hand: the README's by-hand g++ line (-O2);
+#                    native: -O3 -march=native; both: default and native; all: the three,
+#                    alternated
 #   --pairs N        alternating latent/PyTorch pairs per measurement (default 5; medians over them)
 #   --quick          1 pair, 0.5 s per process, 1 warm-up step, 1000 latency calls: a smoke test
 #   --workloads LIST comma-separated subset of W1,W2,W3,W4 (default: all)
@@ -38,7 +40,7 @@ build_mode=default
 calls=10000
 background=none
 
-usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while (($# > 0)); do
     case $1 in
         --pairs) pairs=$2; shift 2 ;;
@@ -57,8 +59,10 @@ done
 case $build_mode in
     default) builds=(default) ;;
     native) builds=(native) ;;
+    hand) builds=(hand) ;;
     both) builds=(default native) ;;
-    *) echo "compare.sh: --build is default, native or both" >&2; exit 2 ;;
+    all) builds=(default hand native) ;;
+    *) echo "compare.sh: --build is default, hand, native, both or all" >&2; exit 2 ;;
 esac
 case $background in
     none | busy | train) ;;
@@ -97,10 +101,18 @@ fi
 
 # --- build --------------------------------------------------------------------------------------
 # build-bench/default: CMake's Release flags only, as a user's project gets them;
+# build-bench/hand: the README's by-hand line (README, Quick start), word for word but the file names;
 # build-bench/native: -O3 -march=native on latent_bench.
 mkdir -p "$bench_root"
 for build in "${builds[@]}"; do
     dir="$bench_root/$build"
+    if [[ $build == hand ]]; then
+        mkdir -p "$dir/tests/benchmarks"
+        g++ -std=c++17 -O2 "$here/latent_bench.cpp" -I "$root/include" -isystem /usr/include/eigen3 \
+            -isystem /usr/include/stb -lstb -lpng -ljpeg -lz -o "$dir/tests/benchmarks/latent_bench" \
+            >"$dir/compare-build.log" 2>&1 || { cat "$dir/compare-build.log" >&2; exit 1; }
+        continue
+    fi
     native=$([[ $build == native ]] && echo ON || echo OFF)
     mkdir -p "$dir"
     cmake -S "$root" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DLATENT_BUILD_BENCHMARKS=ON -DLATENT_BENCHMARK_NATIVE=$native \
@@ -123,9 +135,11 @@ started=$SECONDS
 echo "latent vs PyTorch -- $(date '+%Y-%m-%d %H:%M:%S %Z')"
 echo "CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) logical CPUs; threads measured: 1 and 2"
 echo "load before the run: $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min)"
-compiler=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$bench_root/${builds[0]}/CMakeCache.txt")
+compiler=g++
+[[ ! -f $bench_root/${builds[0]}/CMakeCache.txt ]] ||
+    compiler=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$bench_root/${builds[0]}/CMakeCache.txt")
 echo "latent_bench: $("$compiler" --version | head -1), builds: ${builds[*]} (default = CMake Release," \
-    "no -march; native = -O3 -march=native); training through fit()"
+    "no -march; hand = the README's g++ -O2 line; native = -O3 -march=native); training through fit()"
 echo "latent kernels: $(latent_run "${builds[0]}" --gemm-peak --seconds 0.01 | sed 's/.*kernel=\([^ ]*\).*/\1/')" \
     "(chosen at run time; LATENT_ISA=${LATENT_ISA:-unset})"
 torch_run --blas-info
