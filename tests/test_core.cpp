@@ -3,6 +3,7 @@
 #include <latent/latent.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <cmath>
 #include <set>
@@ -208,6 +209,36 @@ TEST_CASE("threads: a loop inside a loop's body, and loops from two user threads
     const long long expected = 500LL * (31 * 32 / 2) + 32LL * (499 * 500 / 2);
     CHECK(first == expected);
     CHECK(second == expected);
+    set_num_threads(saved);
+}
+
+TEST_CASE("threads: after a loop that a pool thread held up, loops run on the caller for a while",
+          "[core][threads]") {
+    const int saved = num_threads();
+    set_num_threads(2);
+    // The caller's iteration takes 0.2 ms (time for the pool thread to take the other one), the
+    // pool thread's 5 ms: the loop is over 4 ms slower than the caller alone would have been,
+    // which pauses the pool for at least 1 ms.
+    bool held_up = false;
+    for (int attempt = 0; attempt < 200 && !held_up; ++attempt) {
+        std::atomic<bool> pool_thread_ran{false};
+        parallel_for(2, [&](Index, int worker) {
+            if (worker == 0) {
+                std::this_thread::sleep_for(std::chrono::microseconds(200));
+                return;
+            }
+            pool_thread_ran = true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        });
+        held_up = pool_thread_ran;
+    }
+    REQUIRE(held_up);
+    std::atomic<int> highest{-1};
+    parallel_for(64, [&](Index, int worker) {
+        std::this_thread::sleep_for(std::chrono::microseconds(1));
+        highest = std::max(highest.load(), worker);
+    });
+    CHECK(highest.load() == 0);
     set_num_threads(saved);
 }
 

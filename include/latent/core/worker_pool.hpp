@@ -9,6 +9,12 @@
 //   (a barrier, as an OpenMP parallel region has) would run at the pace of the slowest one.
 // - Idle threads spin for a few microseconds (loops in a training step follow each other
 //   closely) and then sleep on a condition variable, so they take no CPU between batches.
+// - Loops run serially for a while when threads cost time: when a loop took more than 200 us
+//   longer than its caller alone would have (the caller's own pace times the iterations), because
+//   a pool thread lost its core while it held an iteration -- a scheduler time slice on a busy
+//   machine. The pause doubles while that lasts (1 ms up to 256 ms) and is reset by a loop that
+//   gains. So two threads on a busy machine are not slower than one; a quiet machine's delays
+//   (waking a sleeping thread takes tens of microseconds) stay below the limit.
 // - One loop at a time: a loop started while another one runs (from another user thread, or
 //   from inside a loop's body) runs serially on its caller. Results cannot differ, because an
 //   iteration's result never depends on which thread runs it.
@@ -81,6 +87,8 @@ public:
         if (inside_loop() || count > max_iterations) return false;
         std::unique_lock<std::mutex> job_lock(job_mutex_, std::try_to_lock);
         if (!job_lock.owns_lock()) return false;
+        const Clock::time_point start = Clock::now();
+        if (start < serial_until_) return false;
         start_threads(threads - 1);
 
         // Close the last loop's ticket before its fields are overwritten: a thread that read
@@ -101,14 +109,32 @@ public:
         }
 
         inside_loop() = true;
-        take_iterations(generation, 0);
+        const Index own_iterations = take_iterations(generation, 0);
         inside_loop() = false;
+        const Clock::time_point own_end = Clock::now();
         wait_until_finished();
+        judge_speed(count, own_iterations, own_end - start, Clock::now() - start);
         if (error_) std::rethrow_exception(error_);
         return true;
     }
 
 private:
+    using Clock = std::chrono::steady_clock;
+    static constexpr std::chrono::microseconds lost_time_limit{200}, first_pause{1000}, longest_pause{256000};
+
+    // Compares the loop's time with the caller's estimate of running it alone, and pauses the
+    // pool (see the rules above) when the threads lost time.
+    void judge_speed(Index count, Index own_iterations, Clock::duration own_time, Clock::duration loop_time) {
+        if (own_iterations == 0) return;  // nothing to judge the pace by
+        const Clock::duration alone = own_time * count / own_iterations;
+        if (loop_time < alone) {
+            pause_ = first_pause;
+        } else if (loop_time > alone + lost_time_limit) {
+            serial_until_ = Clock::now() + pause_;
+            pause_ = std::min<Clock::duration>(pause_ * 2, longest_pause);
+        }
+    }
+
     static bool& inside_loop() {
         thread_local bool inside = false;
         return inside;
@@ -126,16 +152,19 @@ private:
     // that arrives after its loop has ended fails the compare-exchange and touches nothing
     // else: the body, which lives on the caller's stack, is called only for a taken iteration
     // of a loop that cannot end before that iteration finishes.
-    void take_iterations(std::uint64_t generation, int worker) {
+    // Returns the number of iterations this thread ran.
+    Index take_iterations(std::uint64_t generation, int worker) {
+        Index taken = 0;
         std::uint64_t ticket = ticket_.load(std::memory_order_acquire);
         for (;;) {
-            if ((ticket >> 32) != generation) return;
+            if ((ticket >> 32) != generation) return taken;
             const Index iteration = static_cast<Index>(ticket & 0xffffffffu);
             const Index count = count_.load(std::memory_order_relaxed);
-            if (iteration >= count) return;
+            if (iteration >= count) return taken;
             if (!ticket_.compare_exchange_weak(ticket, ticket + 1, std::memory_order_acq_rel,
                                                std::memory_order_acquire))
                 continue;
+            ++taken;
             try {
                 body_.invoke(body_.context, iteration, worker);
             } catch (...) {
@@ -154,9 +183,9 @@ private:
 
     void wait_until_finished() {
         const Index count = count_.load(std::memory_order_relaxed);
-        const auto spin_until = std::chrono::steady_clock::now() + spin_time;
+        const auto spin_until = Clock::now() + spin_time;
         while (finished_.load(std::memory_order_acquire) != count) {
-            if (std::chrono::steady_clock::now() < spin_until) {
+            if (Clock::now() < spin_until) {
                 spin_pause();
                 continue;
             }
@@ -181,11 +210,11 @@ private:
     // Waits until a loop newer than `seen` is published (true, its generation in `generation`)
     // or the pool stops (false).
     bool wait_for_loop(std::uint64_t seen, std::uint64_t& generation) {
-        const auto spin_until = std::chrono::steady_clock::now() + spin_time;
+        const auto spin_until = Clock::now() + spin_time;
         for (;;) {
             generation = ticket_.load(std::memory_order_acquire) >> 32;
             if (generation != seen) return true;
-            if (std::chrono::steady_clock::now() >= spin_until) break;
+            if (Clock::now() >= spin_until) break;
             spin_pause();
         }
         std::unique_lock<std::mutex> lock(sleep_mutex_);
@@ -218,6 +247,9 @@ private:
     std::atomic<int> sleepers_{0};
     bool stopping_ = false;
     std::vector<std::thread> threads_;
+
+    Clock::time_point serial_until_{};  // loops before this time run serially (judge_speed)
+    Clock::duration pause_ = first_pause;
 };
 
 }  // namespace detail
