@@ -14,7 +14,8 @@
 //   of them beyond the one fit() is training on. A batch's content depends only on the seed, its
 //   epoch and its index, never on the thread count or on which thread read it.
 // - Memory. The stream holds at most batches_ahead + 1 batches (plus the file names of an image
-//   folder), however many samples the files hold.
+//   folder, and right after a restart the batches still in flight), however many samples the
+//   files hold.
 // - Errors. A sample that cannot be read (a corrupt or truncated file, an image of the wrong
 //   size: any latent::Error) stops training: fit() rethrows the reader's error, which names the
 //   file, when it reaches that batch. With BadSample::Skip the sample is left out instead: its
@@ -22,12 +23,13 @@
 //   order), and the error's message is kept in skipped(); a batch whose every sample failed
 //   still stops training. Other exceptions (std::bad_alloc, ...) always stop training.
 // - Lifetime. The threads stop when the stream and every BatchSource made from it are gone; a
-//   thread in the middle of a sample finishes that sample first. Calling next() for a batch
+//   thread in the middle of a sample finishes that sample first, then drops its batch. Calling next() for a batch
 //   other than the one after the last (a resumed run, a new fit) drops what was read ahead and
 //   starts again from that batch.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -81,20 +83,18 @@ public:
           read_sample_(std::move(read_sample)),
           options_(options),
           batches_per_epoch_((sample_count + options.batch_size - 1) / options.batch_size) {
-        for (int t = 0; t < options_.threads; ++t) threads_.emplace_back([this] { read_batches(); });
+        try {
+            for (int t = 0; t < options_.threads; ++t) threads_.emplace_back([this] { read_batches(); });
+        } catch (...) {  // a thread could not start: stop the ones that did before giving up
+            stop_threads();
+            throw;
+        }
     }
 
     BatchPrefetcher(const BatchPrefetcher&) = delete;
     BatchPrefetcher& operator=(const BatchPrefetcher&) = delete;
 
-    ~BatchPrefetcher() {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            stopping_ = true;
-        }
-        work_wanted_.notify_all();
-        for (auto& thread : threads_) thread.join();
-    }
+    ~BatchPrefetcher() { stop_threads(); }
 
     Index batches_per_epoch() const { return batches_per_epoch_; }
     Shape sample_shape() const { return sample_shape_; }
@@ -136,6 +136,15 @@ public:
     }
 
 private:
+    void stop_threads() {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            stopping_ = true;
+        }
+        work_wanted_.notify_all();
+        for (auto& thread : threads_) thread.join();
+    }
+
     // One batch as a thread read it: `count` samples, or the error that stops training.
     struct ReadBatch {
         std::vector<T> values;
@@ -181,7 +190,7 @@ private:
             const Index count = std::min(options_.batch_size, sample_count_ - first);
             const Index size = sample_shape_.size();
             read.values.resize(static_cast<std::size_t>(count * size));
-            for (Index i = 0; i < count; ++i) {
+            for (Index i = 0; i < count && !stopping_; ++i) {  // a stopping stream drops the batch
                 try {
                     read_sample_(order[static_cast<std::size_t>(first + i)], read.values.data() + read.count * size);
                     ++read.count;
@@ -190,6 +199,7 @@ private:
                     read.skipped.emplace_back(error.what());
                 }
             }
+            if (stopping_) return read;  // incomplete, and nobody will ask for it
             read.values.resize(static_cast<std::size_t>(read.count * size));
             if (read.count == 0)
                 throw FormatError("BatchStream: every sample of batch " + std::to_string(batch) + " of epoch " +
@@ -209,7 +219,7 @@ private:
     mutable std::mutex mutex_;
     std::condition_variable work_wanted_;  // a thread may read another batch, or must stop
     std::condition_variable batch_ready_;  // a batch was read
-    bool stopping_ = false;           // the threads must return
+    std::atomic<bool> stopping_{false};  // the threads must return (also read between samples)
     std::uint64_t wanted_ = 0;        // the ticket fit() waits for, or will ask for next
     std::uint64_t next_to_read_ = 0;  // the ticket the next free thread reads
     std::uint64_t generation_ = 0;    // counts restarts; batches of an older one are dropped
