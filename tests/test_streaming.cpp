@@ -188,7 +188,7 @@ TEST_CASE("BatchStream: a batch asked for out of turn is the one a sequential re
     Tensor<float> inputs, targets;
     source.next(2, 1, inputs, targets);  // a restart, as when a run resumes at epoch 2
     CHECK(same_bits(inputs, sequential[7]));
-    CHECK(same_bits(targets, inputs));
+    CHECK(targets.size() == 0);  // "the targets are the inputs"
     source.next(0, 0, inputs, targets);  // and back
     CHECK(same_bits(inputs, sequential[0]));
     CHECK_THROWS_AS(source.next(0, 3, inputs, targets), ArgumentError);  // 3 batches per epoch

@@ -99,7 +99,8 @@ public:
     Index batches_per_epoch() const { return batches_per_epoch_; }
     Shape sample_shape() const { return sample_shape_; }
 
-    // Batch `batch` of `epoch` into `inputs` and `targets` (the same values: an autoencoder's).
+    // Batch `batch` of `epoch` into `inputs`; `targets` is left empty, which fit() takes as
+    // "the targets are the inputs" (an autoencoder's), so the batch is never copied.
     void next(int epoch, Index batch, Tensor<T>& inputs, Tensor<T>& targets) {
         require(epoch >= 0 && batch >= 0 && batch < batches_per_epoch_, "BatchStream",
                 "no batch " + std::to_string(batch) + " in epoch " + std::to_string(epoch) + " (" +
@@ -125,9 +126,8 @@ public:
         }
         work_wanted_.notify_all();
         if (read.error) std::rethrow_exception(read.error);
-        inputs.resize(read.count, sample_shape_.channels, sample_shape_.height, sample_shape_.width);
-        std::copy(read.values.begin(), read.values.end(), inputs.data());
-        targets = inputs;
+        inputs = std::move(read.samples);
+        targets = Tensor<T>();
     }
 
     std::vector<std::string> skipped() const {
@@ -147,7 +147,7 @@ private:
 
     // One batch as a thread read it: `count` samples, or the error that stops training.
     struct ReadBatch {
-        std::vector<T> values;
+        Tensor<T> samples;  // (count, C, H, W)
         Index count = 0;
         std::exception_ptr error;
         std::vector<std::string> skipped;  // messages of the samples left out (BadSample::Skip)
@@ -189,10 +189,10 @@ private:
             const Index first = batch * options_.batch_size;
             const Index count = std::min(options_.batch_size, sample_count_ - first);
             const Index size = sample_shape_.size();
-            read.values.resize(static_cast<std::size_t>(count * size));
+            read.samples.resize(count, sample_shape_.channels, sample_shape_.height, sample_shape_.width);
             for (Index i = 0; i < count && !stopping_; ++i) {  // a stopping stream drops the batch
                 try {
-                    read_sample_(order[static_cast<std::size_t>(first + i)], read.values.data() + read.count * size);
+                    read_sample_(order[static_cast<std::size_t>(first + i)], read.samples.data() + read.count * size);
                     ++read.count;
                 } catch (const Error& error) {
                     if (options_.bad_sample == BadSample::Stop) throw;
@@ -200,10 +200,10 @@ private:
                 }
             }
             if (stopping_) return read;  // incomplete, and nobody will ask for it
-            read.values.resize(static_cast<std::size_t>(read.count * size));
             if (read.count == 0)
                 throw FormatError("BatchStream: every sample of batch " + std::to_string(batch) + " of epoch " +
                                   std::to_string(epoch) + " failed to read; the first: " + read.skipped.front());
+            if (read.count < count) read.samples = latent::samples(read.samples, 0, read.count);  // some were skipped
         } catch (...) {
             read.error = std::current_exception();
         }

@@ -446,19 +446,21 @@ History fit(Model& model, const BatchSource<T>& source, const LossType& loss_val
     std::vector<T> corrupted;
     auto next_batch = [&](int epoch, Index b, Batch<T>& batch) {
         source.next(epoch, b, inputs, targets);
-        if (inputs.dimension(0) != targets.dimension(0))
+        const bool targets_are_inputs = targets.size() == 0;  // an autoencoder's source may say so
+        const Tensor<T>& y = targets_are_inputs ? inputs : targets;
+        if (inputs.dimension(0) != y.dimension(0))
             throw ShapeError("fit: batch source gave " + std::to_string(inputs.dimension(0)) + " inputs but " +
-                             std::to_string(targets.dimension(0)) + " targets");
+                             std::to_string(y.dimension(0)) + " targets");
         if (options.check_finite) {
             detail::require_finite<T>(const_view(inputs), "fit: batch source inputs");
-            detail::require_finite<T>(const_view(targets), "fit: batch source targets");
+            if (!targets_are_inputs) detail::require_finite<T>(const_view(targets), "fit: batch source targets");
         }
-        if (sample_shape(inputs) != model.input_shape() || sample_shape(targets) != model.output_shape())
+        if (sample_shape(inputs) != model.input_shape() || sample_shape(y) != model.output_shape())
             throw ShapeError("fit: batch source gave inputs " + sample_shape(inputs).str() + " and targets " +
-                             sample_shape(targets).str() + "; the model maps " + model.input_shape().str() + " to " +
+                             sample_shape(y).str() + "; the model maps " + model.input_shape().str() + " to " +
                              model.output_shape().str());
         batch.inputs = detail::corrupted_inputs(options, const_view(inputs), epoch, b, corrupted);
-        batch.targets = targets.data();
+        batch.targets = y.data();
         batch.count = inputs.dimension(0);
     };
     return detail::run_epochs<T>(model, loss, optimizer, options, source.batches_per_epoch, next_batch,
