@@ -23,9 +23,11 @@
 //   order), and the error's message is kept in skipped(); a batch whose every sample failed
 //   still stops training. Other exceptions (std::bad_alloc, ...) always stop training.
 // - Lifetime. The threads stop when the stream and every BatchSource made from it are gone; a
-//   thread in the middle of a sample finishes that sample first, then drops its batch. Calling next() for a batch
-//   other than the one after the last (a resumed run, a new fit) drops what was read ahead and
-//   starts again from that batch.
+//   thread in the middle of a sample finishes that sample first, then drops its batch. Calling
+//   next() for a batch other than the one after the last (a resumed run, a new fit) drops what
+//   was read ahead and starts again from that batch.
+// - Batches. next() moves the batch into `inputs` and leaves `targets` empty: fit() then trains
+//   on the inputs as targets (an autoencoder), without a copy.
 #pragma once
 
 #include <algorithm>
