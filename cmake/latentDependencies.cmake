@@ -15,8 +15,6 @@
 #   stb (required, pkg-config module "stb", Debian's libstb-dev): BMP reading and PNG writing.
 #     libstb holds stb's compiled implementation exactly once per program, so any number of
 #     translation units -- and the user's own stb code -- can include the stb headers.
-#   Threads (required): the background reading threads of the data streams (data/stream.hpp);
-#     with glibc 2.34 and later it adds nothing, earlier it links libpthread.
 #   OpenMP (optional): threads over the batch. latent compiles and works without it.
 include(CMakeFindDependencyMacro)
 
@@ -38,7 +36,6 @@ macro(latent_find_dependencies latent_context latent_openmp)
   _latent_require_package(PNG)
   _latent_require_package(JPEG)
   _latent_require_package(nlohmann_json 3.2)
-  _latent_require_package(Threads)
   _latent_require_package(PkgConfig)
   if(NOT TARGET PkgConfig::LATENT_STB)
     pkg_check_modules(LATENT_STB QUIET IMPORTED_TARGET stb)
@@ -61,7 +58,7 @@ endmacro()
 # OpenMP (with the LATENT_USE_OPENMP=1 definition the headers test) when <openmp> is true.
 function(latent_link_dependencies target openmp)
   target_link_libraries(${target} INTERFACE Eigen3::Eigen ZLIB::ZLIB PNG::PNG JPEG::JPEG nlohmann_json::nlohmann_json
-                                            PkgConfig::LATENT_STB Threads::Threads)
+                                            PkgConfig::LATENT_STB)
   if(openmp)
     target_link_libraries(${target} INTERFACE OpenMP::OpenMP_CXX)
     target_compile_definitions(${target} INTERFACE LATENT_USE_OPENMP=1)
