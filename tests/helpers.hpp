@@ -133,3 +133,32 @@ template <class L> void check_gradients_accumulate(const L& layer_value, const S
 
 
 }  // namespace test
+
+#include <filesystem>
+#include <system_error>
+
+#include <unistd.h>
+
+namespace test {
+
+// A fresh folder under the system's temporary folder, removed with everything in it at the end.
+class TempFolder {
+public:
+    explicit TempFolder(const std::string& name)
+        : path_(std::filesystem::temp_directory_path() / ("latent_" + name + "_" + std::to_string(::getpid()))) {
+        std::filesystem::remove_all(path_);
+        std::filesystem::create_directories(path_);
+    }
+    TempFolder(const TempFolder&) = delete;
+    TempFolder& operator=(const TempFolder&) = delete;
+    ~TempFolder() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path_, ignored);
+    }
+    std::string operator/(const std::string& relative) const { return (path_ / relative).string(); }
+
+private:
+    std::filesystem::path path_;
+};
+
+}  // namespace test

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -70,18 +71,62 @@ template <class First, class Second> void either(const std::string& path, First&
     second(path);
 }
 
+// The stream of a file (data/stream.hpp) against the whole-file reader: a file `load` reads
+// streams to the same values, in order, in one epoch (or, holding no samples, is refused); a
+// file `load` refuses, the stream refuses too. Anything else is a finding (std::logic_error).
+template <class Load, class MakeStream>
+void same_as_stream(const std::string& path, Load&& load, MakeStream&& make_stream) {
+    latent::StreamOptions in_order;
+    in_order.shuffle = false;
+    in_order.batch_size = 7;
+    latent::Tensor<float> loaded;
+    try {
+        loaded = load(path);
+    } catch (const latent::Error&) {
+        (void)make_stream(path, in_order);  // must throw a latent::Error too
+        throw std::logic_error("the stream reads a file that the whole-file reader refuses");
+    }
+    if (loaded.size() == 0) {
+        try {
+            (void)make_stream(path, in_order);
+        } catch (const latent::FormatError&) {
+            return;
+        }
+        throw std::logic_error("the stream accepts a file of no samples");
+    }
+    const latent::BatchSource<float> source = make_stream(path, in_order).source();
+    latent::Tensor<float> inputs, targets;
+    latent::Index at = 0;
+    for (latent::Index b = 0; b < source.batches_per_epoch; ++b) {
+        source.next(0, b, inputs, targets);
+        if (at + inputs.size() > loaded.size() ||
+            std::memcmp(inputs.data(), loaded.data() + at, sizeof(float) * static_cast<std::size_t>(inputs.size())) != 0)
+            throw std::logic_error("the stream's batches differ from the whole-file reader's tensor");
+        at += inputs.size();
+    }
+    if (at != loaded.size()) throw std::logic_error("the stream gave fewer values than the whole-file reader");
+}
+
 inline Outcome npy(const std::uint8_t* data, std::size_t size) {
     return run(data, size, ".npy", [](const std::string& path) {
         either(
-            path, [](const std::string& file) { (void)latent::sample_shape(latent::load_npy<float>(file)).size(); },
+            path,
+            [](const std::string& file) {
+                same_as_stream(file, latent::load_npy<float>, latent::stream_npy<float>);
+            },
             [](const std::string& file) { (void)latent::load_npy_matrix<double>(file); });
     });
 }
 
 inline Outcome idx(const std::uint8_t* data, std::size_t size) {
-    return run(data, size, "-idx3-ubyte", [](const std::string& path) {
+    const bool gzip = size >= 2 && data[0] == 0x1F && data[1] == 0x8B;  // read whole, never streamed
+    return run(data, size, "-idx3-ubyte", [gzip](const std::string& path) {
         either(
-            path, [](const std::string& file) { (void)latent::read_idx_images<float>(file); },
+            path,
+            [gzip](const std::string& file) {
+                if (gzip) (void)latent::read_idx_images<float>(file);
+                else same_as_stream(file, latent::read_idx_images<float>, latent::stream_idx_images<float>);
+            },
             [](const std::string& file) { (void)latent::read_idx_labels(file); });
     });
 }

@@ -1,4 +1,5 @@
-// File helpers shared by every writer and reader: atomic replacement and whole-file reads.
+// File helpers shared by every writer and reader: atomic replacement, whole-file reads and
+// reads of pieces (FileReader).
 //
 // write_file_atomically(path, write) on POSIX systems:
 //   - `path` is resolved through symbolic links first: the link stays, the file it points to is
@@ -23,6 +24,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <mutex>
 #include <ostream>
 #include <random>
 #include <streambuf>
@@ -282,5 +284,77 @@ inline std::vector<char> read_file(const std::string& path,
         throw FormatError("'" + path + "': the file is longer than the limit of " + std::to_string(max_bytes) + " bytes");
     return bytes;
 }
+
+// A file read in pieces at given offsets, by several threads at once, never as a whole: the
+// streams of data/ read only the samples of the batch at hand. The size is the one when opened.
+class FileReader {
+public:
+    // IoError naming the file when it cannot be opened (or is a directory).
+    explicit FileReader(const std::string& path) : path_(path) {
+        detail::require_not_directory(path, path);
+#if defined(__unix__) || defined(__APPLE__)
+        descriptor_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (descriptor_ < 0) throw IoError("cannot open '" + path + "': " + detail::error_text(errno));
+        struct ::stat status {};
+        if (::fstat(descriptor_, &status) != 0) {
+            const int error = errno;
+            ::close(descriptor_);
+            throw IoError("cannot read the size of '" + path + "': " + detail::error_text(error));
+        }
+        size_ = static_cast<std::uint64_t>(status.st_size);
+#else
+        stream_.open(path, std::ios::binary);
+        if (!stream_) throw IoError("cannot open '" + path + "': " + std::strerror(errno));
+        stream_.seekg(0, std::ios::end);
+        size_ = static_cast<std::uint64_t>(stream_.tellg());
+#endif
+    }
+    FileReader(const FileReader&) = delete;
+    FileReader& operator=(const FileReader&) = delete;
+    ~FileReader() {
+#if defined(__unix__) || defined(__APPLE__)
+        ::close(descriptor_);
+#endif
+    }
+
+    const std::string& path() const { return path_; }
+    std::uint64_t size() const { return size_; }
+
+    // Exactly `count` bytes at `offset` into `out`. FormatError naming the file when it ends
+    // before (it was truncated since it was opened); IoError when reading fails.
+    void read(std::uint64_t offset, char* out, std::size_t count) const {
+        const auto truncated = [&] {
+            return FormatError("'" + path_ + "': truncated: " + std::to_string(count) + " bytes at offset " +
+                               std::to_string(offset) + " are past the end of the file");
+        };
+#if defined(__unix__) || defined(__APPLE__)
+        while (count > 0) {
+            const ::ssize_t got = ::pread(descriptor_, out, count, static_cast<::off_t>(offset));
+            if (got < 0 && errno == EINTR) continue;
+            if (got < 0) throw IoError("reading '" + path_ + "' failed: " + detail::error_text(errno));
+            if (got == 0) throw truncated();
+            out += got;
+            offset += static_cast<std::uint64_t>(got);
+            count -= static_cast<std::size_t>(got);
+        }
+#else
+        std::lock_guard<std::mutex> lock(mutex_);  // one position for every thread
+        stream_.clear();
+        stream_.seekg(static_cast<std::streamoff>(offset));
+        stream_.read(out, static_cast<std::streamsize>(count));
+        if (static_cast<std::size_t>(stream_.gcount()) != count) throw truncated();
+#endif
+    }
+
+private:
+    std::string path_;
+    std::uint64_t size_ = 0;
+#if defined(__unix__) || defined(__APPLE__)
+    int descriptor_ = -1;
+#else
+    mutable std::ifstream stream_;
+    mutable std::mutex mutex_;
+#endif
+};
 
 }  // namespace latent

@@ -5,7 +5,9 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <numeric>
 #include <utility>
+#include <vector>
 
 #include "tensor.hpp"
 
@@ -104,6 +106,18 @@ template <class Iterator> void shuffle(Iterator first, Iterator last, Rng& rng) 
         const auto j = static_cast<decltype(i)>(rng.below(static_cast<std::uint64_t>(i) + 1));
         std::swap(first[i], first[j]);
     }
+}
+
+// The order in which epoch `epoch` visits `count` samples: 0, 1, ..., count - 1, shuffled (when
+// `shuffled`) by Rng(derive_seed(seed, streams::shuffle, epoch)). fit() draws its batches in this
+// order, and so do the streams of data/stream.hpp: a stream and the same data in memory give the
+// same batches for the same seed.
+inline void epoch_order(std::vector<Index>& order, Index count, bool shuffled, std::uint64_t seed, int epoch) {
+    order.resize(static_cast<std::size_t>(count));
+    std::iota(order.begin(), order.end(), Index{0});
+    if (!shuffled) return;
+    Rng rng(derive_seed(seed, streams::shuffle, static_cast<std::uint64_t>(epoch)));
+    shuffle(order.begin(), order.end(), rng);
 }
 
 // Glorot (Xavier) uniform: U(-limit, limit), limit = sqrt(6 / (fan_in + fan_out)). Keras's default.

@@ -266,6 +266,13 @@ inline IdxHeader parse_idx_label_header(const std::string& path, const char* hea
     return result;
 }
 
+// The value of each pixel byte: byte / 255 (in T's arithmetic, the same for every reader).
+template <class T> std::array<T, 256> idx_pixel_values() {
+    std::array<T, 256> value_of_byte;
+    for (int k = 0; k < 256; ++k) value_of_byte[k] = static_cast<T>(k) / static_cast<T>(255);
+    return value_of_byte;
+}
+
 }  // namespace detail
 
 // The images of an IDX image file (plain or .gz) as a (count, 1, rows, cols) tensor with values
@@ -280,8 +287,7 @@ template <class T = float> Tensor<T> read_idx_images(const std::string& path) {
     const Index count = detail::read_big_endian_u32(header + 4);
     const Index rows = detail::read_big_endian_u32(header + 8);
     const Index cols = detail::read_big_endian_u32(header + 12);
-    std::array<T, 256> value_of_byte;
-    for (int k = 0; k < 256; ++k) value_of_byte[k] = static_cast<T>(k) / static_cast<T>(255);
+    const std::array<T, 256> value_of_byte = detail::idx_pixel_values<T>();
     Tensor<T> images(count, 1, rows, cols);
     const unsigned char* pixels = content.payload();
     T* values = images.data();

@@ -176,6 +176,33 @@ inline std::vector<std::filesystem::path> list_image_files(const std::string& fo
     return files;
 }
 
+// Checks the ImageFolderOptions that load_image_folder and stream_image_folder share.
+inline void check_image_folder_options(const char* where, const ImageFolderOptions& options) {
+    require(options.channels == 1 || options.channels == 3, where,
+            "channels must be 1 (grey) or 3 (RGB), got " + std::to_string(options.channels));
+    require(options.height >= 0 && options.width >= 0 && (options.height == 0) == (options.width == 0), where,
+            "height and width must both be 0 (keep) or both be positive, got " + std::to_string(options.height) +
+                " and " + std::to_string(options.width));
+}
+
+// One image of a folder as `options` say: decoded, then resized when height and width are set.
+template <class T> Tensor<T> read_folder_image(const std::string& path, const ImageFolderOptions& options) {
+    Tensor<T> image = load_image<T>(path, options.channels, options.limits);
+    if (options.height > 0) image = latent::resize(image, options.height, options.width, options.resize);
+    return image;
+}
+
+// ShapeError unless `image` (read from `path`) has the shape of the folder's first image.
+template <class T>
+void require_folder_image_shape(const char* where, const Tensor<T>& image, const std::string& path, const Shape& shape,
+                                const std::string& first_path) {
+    if (sample_shape(image) == shape) return;
+    throw ShapeError(std::string(where) + ": '" + path + "' is " + std::to_string(image.dimension(2)) + "x" +
+                     std::to_string(image.dimension(3)) + " (height x width) but '" + first_path + "' is " +
+                     std::to_string(shape.height) + "x" + std::to_string(shape.width) +
+                     "; set ImageFolderOptions height and width to resize them all");
+}
+
 }  // namespace detail
 
 // Reads every image under `folder` (recursively) into one batch.
@@ -192,11 +219,7 @@ inline std::vector<std::filesystem::path> list_image_files(const std::string& fo
 template <class T = float>
 ImageFolder<T> load_image_folder(const std::string& folder, const ImageFolderOptions& options = ImageFolderOptions()) {
     const char* where = "load_image_folder";
-    detail::require(options.channels == 1 || options.channels == 3, where,
-                    "channels must be 1 (grey) or 3 (RGB), got " + std::to_string(options.channels));
-    detail::require(options.height >= 0 && options.width >= 0 && (options.height == 0) == (options.width == 0), where,
-                    "height and width must both be 0 (keep) or both be positive, got " +
-                        std::to_string(options.height) + " and " + std::to_string(options.width));
+    detail::check_image_folder_options(where, options);
     const std::vector<std::filesystem::path> files = detail::list_image_files(folder, options);
     if (files.empty()) throw FormatError(std::string(where) + ": no image files in '" + folder + "'");
 
@@ -213,12 +236,7 @@ ImageFolder<T> load_image_folder(const std::string& folder, const ImageFolderOpt
     for (const auto& file : files)
         result.labels.push_back(std::distance(file.begin(), file.end()) > 1 ? classes.at(file.begin()->string()) : -1);
 
-    const bool resizing = options.height > 0;
-    auto read = [&](std::size_t i) {
-        Tensor<T> image = load_image<T>(result.paths[i], options.channels, options.limits);
-        if (resizing) image = latent::resize(image, options.height, options.width, options.resize);
-        return image;
-    };
+    auto read = [&](std::size_t i) { return detail::read_folder_image<T>(result.paths[i], options); };
     const Tensor<T> first = read(0);
     const Shape shape = sample_shape(first);
     const Index count = static_cast<Index>(files.size());
@@ -233,12 +251,7 @@ ImageFolder<T> load_image_folder(const std::string& folder, const ImageFolderOpt
         const std::size_t i = static_cast<std::size_t>(k + 1);
         try {
             const Tensor<T> image = read(i);
-            if (sample_shape(image) != shape)
-                throw ShapeError(std::string(where) + ": '" + result.paths[i] + "' is " +
-                                 std::to_string(image.dimension(2)) + "x" + std::to_string(image.dimension(3)) +
-                                 " (height x width) but '" + result.paths[0] + "' is " + std::to_string(shape.height) +
-                                 "x" + std::to_string(shape.width) +
-                                 "; set ImageFolderOptions height and width to resize them all");
+            detail::require_folder_image_shape(where, image, result.paths[i], shape, result.paths[0]);
             std::copy(image.data(), image.data() + shape.size(), result.images.data() + (k + 1) * shape.size());
         } catch (...) {
             errors[i] = std::current_exception();

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
@@ -216,27 +217,36 @@ inline std::uint32_t read_little_endian(const char* bytes, std::size_t count) {
     return value;
 }
 
-// `file` is the whole .npy file (a file read from disk or a member of an .npz archive), `path`
-// the name errors give it.
-inline NpyHeader read_npy_header(std::string_view file, const std::string& path) {
+// The length of an .npy file's header -- magic, version, header length and dict -- from its
+// first bytes (12 are enough for every version; fewer when the file is shorter). FormatError
+// naming `path` for a wrong magic, an unknown version or too few bytes to tell.
+inline std::size_t npy_header_length(std::string_view start, const std::string& path) {
     const std::string where = "'" + path + "': ";
-    if (file.size() < npy_magic_size + 2 || std::memcmp(file.data(), npy_magic, npy_magic_size) != 0)
+    if (start.size() < npy_magic_size + 2 || std::memcmp(start.data(), npy_magic, npy_magic_size) != 0)
         throw FormatError(where + "not an .npy file (no \\x93NUMPY magic)");
-    const int major = static_cast<unsigned char>(file[npy_magic_size]);
+    const int major = static_cast<unsigned char>(start[npy_magic_size]);
     if (major < 1 || major > 3)
         throw FormatError(where + "unsupported .npy format version " + std::to_string(major) +
                           " (1, 2 and 3 are read)");
     const std::size_t length_size = major == 1 ? 2 : 4;  // uint16 in 1.0, uint32 from 2.0 on
     const std::size_t dict_start = npy_magic_size + 2 + length_size;
-    if (file.size() < dict_start) throw FormatError(where + "truncated .npy header");
-    const std::size_t dict_length = read_little_endian(file.data() + npy_magic_size + 2, length_size);
+    if (start.size() < dict_start) throw FormatError(where + "truncated .npy header");
+    return dict_start + read_little_endian(start.data() + npy_magic_size + 2, length_size);
+}
+
+// `file` is the whole .npy file (a file read from disk or a member of an .npz archive), or at
+// least its header; `path` the name errors give it.
+inline NpyHeader read_npy_header(std::string_view file, const std::string& path) {
+    const std::size_t header_length = npy_header_length(file, path);
+    const std::size_t dict_start = file[npy_magic_size] == 1 ? npy_magic_size + 4 : npy_magic_size + 6;
+    const std::size_t dict_length = header_length - dict_start;
     if (file.size() - dict_start < dict_length)
-        throw FormatError(where + "truncated .npy header: it says " + std::to_string(dict_length) +
+        throw FormatError("'" + path + "': truncated .npy header: it says " + std::to_string(dict_length) +
                           " bytes, the file has " + std::to_string(file.size() - dict_start) +
                           " after the header length");
     NpyHeader header =
         NpyDictParser(std::string(file.data() + dict_start, dict_length), path).parse();
-    header.data_offset = dict_start + dict_length;
+    header.data_offset = header_length;
     return header;
 }
 
@@ -262,25 +272,51 @@ inline std::size_t npy_item_size(const std::string& descr) {
     return 0;
 }
 
-// The header of an .npy file checked against the whole file: a dtype among `descrs` (named by
+// An .npy header checked against the data that follows it: a dtype among `descrs` (named by
 // `descrs_text` in the error), C order, and exactly the data bytes its shape needs after the
-// header. FormatError naming `path` otherwise.
-inline NpyHeader read_npy_layout(std::string_view file, const std::string& path,
-                                 std::initializer_list<const char*> descrs, const char* descrs_text) {
+// header (`data_bytes` of them follow it). FormatError naming `path` otherwise.
+inline void check_npy_layout(const NpyHeader& header, std::uint64_t data_bytes, const std::string& path,
+                             std::initializer_list<const char*> descrs, const char* descrs_text) {
     const std::string where = "'" + path + "': ";
-    const NpyHeader header = read_npy_header(file, path);
     if (std::none_of(descrs.begin(), descrs.end(), [&](const char* descr) { return header.descr == descr; }))
         throw FormatError(where + "unsupported .npy dtype '" + header.descr + "' (only " + descrs_text + " are read)");
     if (header.fortran_order)
         throw FormatError(where + ".npy data in Fortran order is not supported (C order only)");
     const std::uint64_t count = npy_element_count(header.shape, path);
-    const std::uint64_t expected = count * npy_item_size(header.descr), actual = file.size() - header.data_offset;
+    const std::uint64_t expected = count * npy_item_size(header.descr), actual = data_bytes;
     if (actual != expected)
         throw FormatError(where + (actual < expected ? "truncated" : "extra bytes") + ": shape " +
                           npy_shape_text(header.shape) + " of " + header.descr + " needs " +
                           std::to_string(expected) + " data bytes, the file has " +
                           std::to_string(actual));
+}
+
+// The header of a whole .npy file held in `file`, checked against it as check_npy_layout says.
+inline NpyHeader read_npy_layout(std::string_view file, const std::string& path,
+                                 std::initializer_list<const char*> descrs, const char* descrs_text) {
+    const NpyHeader header = read_npy_header(file, path);
+    check_npy_layout(header, file.size() - header.data_offset, path, descrs, descrs_text);
     return header;
+}
+
+// Converts `count` little-endian values of `item_size` bytes (4: float32, 8: float64) at `data`
+// into T, whatever the host's byte order.
+template <class T> void convert_npy_values(const char* data, std::size_t count, std::size_t item_size, T* values) {
+    const bool swap = !host_is_little_endian();
+    const auto convert = [&](auto stored) {  // stored: a float or a double, as in the file
+        using Stored = decltype(stored);
+        char bytes[sizeof(Stored)];
+        for (std::size_t i = 0; i < count; ++i) {
+            std::memcpy(bytes, data + i * sizeof(Stored), sizeof(Stored));
+            if (swap)
+                for (std::size_t b = 0; b < sizeof(Stored) / 2; ++b)
+                    std::swap(bytes[b], bytes[sizeof(Stored) - 1 - b]);
+            std::memcpy(&stored, bytes, sizeof(Stored));
+            values[i] = static_cast<T>(stored);
+        }
+    };
+    if (item_size == 4) convert(float{});
+    else convert(double{});
 }
 
 // Reads an .npy file of '<f4' or '<f8' values in C order into `values` (converted to T).
@@ -292,23 +328,19 @@ std::vector<Index> read_npy(const std::string& path, std::vector<T>& values) {
     const std::size_t item_size = npy_item_size(header.descr);
     const std::uint64_t count = (file.size() - header.data_offset) / item_size;
     values.resize(static_cast<std::size_t>(count));
-    const bool swap = !host_is_little_endian();
-    const char* data = file.data() + header.data_offset;
-    const auto convert = [&](auto stored) {  // stored: a float or a double, as in the file
-        using Stored = decltype(stored);
-        char bytes[sizeof(Stored)];
-        for (std::size_t i = 0; i < values.size(); ++i) {
-            std::memcpy(bytes, data + i * sizeof(Stored), sizeof(Stored));
-            if (swap)
-                for (std::size_t b = 0; b < sizeof(Stored) / 2; ++b)
-                    std::swap(bytes[b], bytes[sizeof(Stored) - 1 - b]);
-            std::memcpy(&stored, bytes, sizeof(Stored));
-            values[i] = static_cast<T>(stored);
-        }
-    };
-    if (item_size == 4) convert(float{});
-    else convert(double{});
+    convert_npy_values(file.data() + header.data_offset, values.size(), item_size, values.data());
     return header.shape;
+}
+
+// The (N, C, H, W) dimensions of a tensor holding an array of `shape`: missing trailing
+// dimensions are 1. FormatError for an array of no or more than 4 dimensions.
+inline std::array<Index, 4> npy_tensor_dimensions(const std::vector<Index>& shape, const std::string& path) {
+    if (shape.empty() || shape.size() > 4)
+        throw FormatError("'" + path + "': .npy array of shape " + npy_shape_text(shape) + " has " +
+                          std::to_string(shape.size()) + " dimensions; a tensor is read from 1 to 4");
+    std::array<Index, 4> dims{1, 1, 1, 1};
+    std::copy(shape.begin(), shape.end(), dims.begin());
+    return dims;
 }
 
 }  // namespace detail
@@ -347,13 +379,7 @@ template <class T> void save_npy_rows(const std::string& path, const Tensor<T>& 
 // '<f4' and '<f8' data are both accepted and converted to T.
 template <class T = float> Tensor<T> load_npy(const std::string& path) {
     std::vector<T> values;
-    const std::vector<Index> shape = detail::read_npy(path, values);
-    if (shape.empty() || shape.size() > 4)
-        throw FormatError("'" + path + "': .npy array of shape " + detail::npy_shape_text(shape) +
-                          " has " + std::to_string(shape.size()) +
-                          " dimensions; a tensor is read from 1 to 4");
-    Index dims[4] = {1, 1, 1, 1};
-    for (std::size_t i = 0; i < shape.size(); ++i) dims[i] = shape[i];
+    const std::array<Index, 4> dims = detail::npy_tensor_dimensions(detail::read_npy(path, values), path);
     Tensor<T> tensor(dims[0], dims[1], dims[2], dims[3]);
     std::copy(values.begin(), values.end(), tensor.data());
     return tensor;

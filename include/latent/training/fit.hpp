@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "../core/batch_source.hpp"
 #include "../core/errors.hpp"
 #include "../core/pass.hpp"
 #include "../core/random.hpp"
@@ -61,13 +62,6 @@ template <class T = float> struct FitOptions {
         initial_epoch = progress.epochs_done;
         callback_states = progress.callback_states;
     }
-};
-
-// A stream of batches for data that does not fit in memory (like a Keras generator):
-// next(epoch, batch, inputs, targets) fills the two tensors (resizing them as needed).
-template <class T = float> struct BatchSource {
-    Index batches_per_epoch = 0;
-    std::function<void(int epoch, Index batch, Tensor<T>& inputs, Tensor<T>& targets)> next;
 };
 
 namespace detail {
@@ -122,6 +116,20 @@ TensorView<T> gather(const Tensor<T>& source, const std::vector<Index>& order, I
         std::memcpy(batch.data() + i * size, source.data() + order[static_cast<std::size_t>(first + i)] * size,
                     sizeof(T) * static_cast<std::size_t>(size));
     return view<T>(batch.data(), count, shape);
+}
+
+// The inputs of training batch b of `epoch`: `clean` itself, or -- with options.corruption --
+// its corrupted copy in `corrupted`, drawn from derive_seed(seed, streams::corruption, epoch, b).
+// Both fit() forms call this, so a batch streamed from disk is corrupted exactly like the same
+// batch gathered from memory.
+template <class T, class Options>
+const T* corrupted_inputs(const Options& options, ConstTensorView<T> clean, int epoch, Index b, std::vector<T>& corrupted) {
+    if (!options.corruption) return clean.data();
+    grow(corrupted, clean.size());
+    options.corruption(clean, TensorView<T>(corrupted.data(), clean.dimensions()),
+                       derive_seed(options.seed, streams::corruption, static_cast<std::uint64_t>(epoch),
+                                   static_cast<std::uint64_t>(b)));
+    return corrupted.data();
 }
 
 // Weights and buffers of the model, copied out / written back, for callbacks.
@@ -400,30 +408,16 @@ History fit(Model& model, const Tensor<T>& inputs, const Tensor<T>& targets, con
         validation_targets = &tail_targets;
     }
 
-    std::vector<Index> order(static_cast<std::size_t>(train_count));
+    std::vector<Index> order;
     std::vector<T> batch_inputs, batch_targets, corrupted;
     auto next_batch = [&](int epoch, Index b, Batch<T>& batch) {
-        if (b == 0) {
-            std::iota(order.begin(), order.end(), Index{0});
-            if (options.shuffle) {
-                Rng rng(derive_seed(options.seed, streams::shuffle, static_cast<std::uint64_t>(epoch)));
-                shuffle(order.begin(), order.end(), rng);
-            }
-        }
+        if (b == 0) epoch_order(order, train_count, options.shuffle, options.seed, epoch);
         const Index first = b * options.batch_size;
         const Index count = std::min(options.batch_size, train_count - first);
         const TensorView<T> clean = detail::gather(inputs, order, first, count, batch_inputs);
         // An autoencoder's targets are usually its inputs: the same samples, gathered once.
         const T* y = &targets == &inputs ? clean.data() : detail::gather(targets, order, first, count, batch_targets).data();
-        const T* x = clean.data();
-        if (options.corruption) {
-            detail::grow(corrupted, clean.size());
-            options.corruption(const_view(clean), TensorView<T>(corrupted.data(), clean.dimensions()),
-                               derive_seed(options.seed, streams::corruption, static_cast<std::uint64_t>(epoch),
-                                           static_cast<std::uint64_t>(b)));
-            x = corrupted.data();
-        }
-        batch.inputs = x;
+        batch.inputs = detail::corrupted_inputs(options, const_view(clean), epoch, b, corrupted);
         batch.targets = y;
         batch.count = count;
     };
@@ -437,6 +431,9 @@ History fit(Model& model, const Tensor<T>& inputs, const Tensor<T>& targets, con
 }
 
 // Trains from a batch source (data streamed from disk, generated, or corrupted on the fly).
+// options.corruption is applied to each batch's inputs as in the form above; options.batch_size,
+// shuffle and validation_split are the source's business (data/stream.hpp: a stream built with
+// the same batch size, shuffle and seed gives the same batches as the tensors in memory).
 template <class T, class Model, class LossType, class OptimizerType>
 History fit(Model& model, const BatchSource<T>& source, const LossType& loss_value, OptimizerType& optimizer,
             const FitOptions<T>& options = {}) {
@@ -446,21 +443,24 @@ History fit(Model& model, const BatchSource<T>& source, const LossType& loss_val
     detail::require(options.micro_batch >= 0, "fit", "micro_batch must be >= 0 (0: automatic)");
     const Loss<T> loss(loss_value);
     Tensor<T> inputs, targets;
+    std::vector<T> corrupted;
     auto next_batch = [&](int epoch, Index b, Batch<T>& batch) {
         source.next(epoch, b, inputs, targets);
-        if (inputs.dimension(0) != targets.dimension(0))
+        const bool targets_are_inputs = targets.size() == 0;  // an autoencoder's source may say so
+        const Tensor<T>& y = targets_are_inputs ? inputs : targets;
+        if (inputs.dimension(0) != y.dimension(0))
             throw ShapeError("fit: batch source gave " + std::to_string(inputs.dimension(0)) + " inputs but " +
-                             std::to_string(targets.dimension(0)) + " targets");
+                             std::to_string(y.dimension(0)) + " targets");
         if (options.check_finite) {
             detail::require_finite<T>(const_view(inputs), "fit: batch source inputs");
-            detail::require_finite<T>(const_view(targets), "fit: batch source targets");
+            if (!targets_are_inputs) detail::require_finite<T>(const_view(targets), "fit: batch source targets");
         }
-        if (sample_shape(inputs) != model.input_shape() || sample_shape(targets) != model.output_shape())
+        if (sample_shape(inputs) != model.input_shape() || sample_shape(y) != model.output_shape())
             throw ShapeError("fit: batch source gave inputs " + sample_shape(inputs).str() + " and targets " +
-                             sample_shape(targets).str() + "; the model maps " + model.input_shape().str() + " to " +
+                             sample_shape(y).str() + "; the model maps " + model.input_shape().str() + " to " +
                              model.output_shape().str());
-        batch.inputs = inputs.data();
-        batch.targets = targets.data();
+        batch.inputs = detail::corrupted_inputs(options, const_view(inputs), epoch, b, corrupted);
+        batch.targets = y.data();
         batch.count = inputs.dimension(0);
     };
     return detail::run_epochs<T>(model, loss, optimizer, options, source.batches_per_epoch, next_batch,
