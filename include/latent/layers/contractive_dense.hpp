@@ -37,7 +37,7 @@ public:
     //          term = c * sum_j (sum_n s_nj^2) * w_j,  s = h (1 - h),  w_j = sum_i W_ji^2,  c = lambda / N
     void forward(ConstTensorView<T> x, TensorView<T> y, const Pass& pass) {
         dense_.forward(x, y);
-        detail::map_elements(y.data(), y.data(), y.size(), [](const auto& z) { return detail::logistic(z); });
+        detail::logistic_elements(y.data(), y.data(), y.size());
         const Index batch = x.dimension(0);
         coefficient_ = 0;
         if (!pass.computes_terms()) return;
