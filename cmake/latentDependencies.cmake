@@ -15,16 +15,15 @@
 #   stb (required, pkg-config module "stb", Debian's libstb-dev): BMP reading and PNG writing.
 #     libstb holds stb's compiled implementation exactly once per program, so any number of
 #     translation units -- and the user's own stb code -- can include the stb headers.
-#   Threads (the platform's thread library, through CMake's FindThreads): latent's own threads
-#     work on the batch. Turned off (LATENT_USE_THREADS=OFF), latent runs serially without it.
+#   Threads (required, the platform's thread library, through CMake's FindThreads): latent's
+#     own threads work on the batch, and streamed data sources read ahead on threads of their
+#     own (which stay when LATENT_USE_THREADS=OFF makes the batch's work serial).
 include(CMakeFindDependencyMacro)
 
-# latent_find_dependencies(<BUILD|PACKAGE> <threads>)
-#   <threads>: whether latent uses threads, and so needs Threads::Threads (in a package: the
-#              consumer must find it too, or the target would name a missing target).
+# latent_find_dependencies(<BUILD|PACKAGE>)
 # A macro, not a function: find_dependency() must be able to return() from the package config,
 # and the targets it creates must be visible where find_package(latent) was called.
-macro(latent_find_dependencies latent_context latent_threads)
+macro(latent_find_dependencies latent_context)
   if("${latent_context}" STREQUAL "PACKAGE")
     set(_latent_in_package ON)
   else()
@@ -44,21 +43,16 @@ macro(latent_find_dependencies latent_context latent_threads)
     _latent_missing("stb (pkg-config module \"stb\"; Debian and Ubuntu package: libstb-dev)")
   endif()
 
-  if("${latent_threads}")
-    set(THREADS_PREFER_PTHREAD_FLAG ON)
-    _latent_require_package(Threads)
-  endif()
+  set(THREADS_PREFER_PTHREAD_FLAG ON)
+  _latent_require_package(Threads)
 endmacro()
 
 # latent_link_dependencies(<target> <threads>): attaches the dependencies to the INTERFACE
-# target; Threads::Threads when <threads> is true, else the LATENT_USE_THREADS=0 definition the
-# headers test.
+# target, and the LATENT_USE_THREADS=0 definition the headers test when <threads> is false.
 function(latent_link_dependencies target threads)
   target_link_libraries(${target} INTERFACE Eigen3::Eigen ZLIB::ZLIB PNG::PNG JPEG::JPEG nlohmann_json::nlohmann_json
-                                            PkgConfig::LATENT_STB)
-  if(threads)
-    target_link_libraries(${target} INTERFACE Threads::Threads)
-  else()
+                                            PkgConfig::LATENT_STB Threads::Threads)
+  if(NOT threads)
     target_compile_definitions(${target} INTERFACE LATENT_USE_THREADS=0)
   endif()
 endfunction()
