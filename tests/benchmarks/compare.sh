@@ -10,7 +10,7 @@
 #                               [--omp-wait-policy active|passive] [--background none|busy|train]
 #
 #   --build B        default: the CMake Release build a user gets (no -march flag; the kernels
-#                    are chosen at run time); hand: the README's by-hand g++ line (-O2);
+#                    are chosen at run time); hand: the README's by-hand g++ line;
 #                    native: -O3 -march=native; both: default and native; all: the three,
 #                    alternated
 #   --pairs N        alternating latent/PyTorch pairs per measurement (default 5; medians over them)
@@ -108,7 +108,7 @@ for build in "${builds[@]}"; do
     dir="$bench_root/$build"
     if [[ $build == hand ]]; then
         mkdir -p "$dir/tests/benchmarks"
-        g++ -std=c++17 -O2 "$here/latent_bench.cpp" -I "$root/include" -isystem /usr/include/eigen3 \
+        g++ -std=c++17 -O3 -DNDEBUG "$here/latent_bench.cpp" -I "$root/include" -isystem /usr/include/eigen3 \
             -isystem /usr/include/stb -lstb -lpng -ljpeg -lz -o "$dir/tests/benchmarks/latent_bench" \
             >"$dir/compare-build.log" 2>&1 || { cat "$dir/compare-build.log" >&2; exit 1; }
         continue
@@ -139,7 +139,7 @@ compiler=g++
 [[ ! -f $bench_root/${builds[0]}/CMakeCache.txt ]] ||
     compiler=$(sed -n 's/^CMAKE_CXX_COMPILER:[A-Z]*=//p' "$bench_root/${builds[0]}/CMakeCache.txt")
 echo "latent_bench: $("$compiler" --version | head -1), builds: ${builds[*]} (default = CMake Release," \
-    "no -march; hand = the README's g++ -O2 line; native = -O3 -march=native); training through fit()"
+    "no -march; hand = the README's g++ line; native = -O3 -march=native); training through fit()"
 echo "latent kernels: $(latent_run "${builds[0]}" --gemm-peak --seconds 0.01 | sed 's/.*kernel=\([^ ]*\).*/\1/')" \
     "(chosen at run time; LATENT_ISA=${LATENT_ISA:-unset})"
 torch_run --blas-info
