@@ -101,7 +101,8 @@ fi
 
 # --- build --------------------------------------------------------------------------------------
 # build-bench/default: CMake's Release flags only, as a user's project gets them;
-# build-bench/hand: the README's by-hand line (README, Quick start), word for word but the file names;
+# build-bench/hand: the README's by-hand line (under "A denoising autoencoder in thirty lines"),
+# word for word but the file names;
 # build-bench/native: -O3 -march=native on latent_bench.
 mkdir -p "$bench_root"
 for build in "${builds[@]}"; do
