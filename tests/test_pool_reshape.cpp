@@ -183,6 +183,26 @@ TEMPLATE_TEST_CASE("max_pool2d: same padding on 3x3 -> 2x2 pads bottom/right wit
     CHECK(test::max_abs_difference(dx, grid<TestType>(3, 3, {1, 0, 2, 0, 0, 0, 3, 0, 4})) == 0.0);
 }
 
+TEMPLATE_TEST_CASE("max_pool2d: same padding with an odd padding total puts the smaller half before",
+                   "[max_pool2d]", float, double) {
+    // The 2x2 stride-2 path never pads before (its windows start at 2 * oh), so these pools take
+    // the general path. On inputs rising row by row each window's maximum is its bottom-right
+    // cell inside the input, which shows where the window starts.
+    //   Pool 3, stride 2 on 4x4: out = ceil(4 / 2) = 2, total = (2 - 1) * 2 + 3 - 4 = 1: 0 before,
+    //   windows rows/cols 0-2 and 2-3 -> x(2,2), x(2,3), x(3,2), x(3,3) = 11, 12, 15, 16.
+    //   (One pixel before would give x(1,1), x(1,3), x(3,1), x(3,3) = 6, 8, 14, 16.)
+    const auto square = grid<TestType>(4, 4, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16});
+    Layer<TestType> pool3 = MaxPool2D<TestType>(3, 2, Padding::Same);
+    CHECK(test::max_abs_difference(run_forward(pool3, square), grid<TestType>(2, 2, {11, 12, 15, 16})) == 0.0);
+    CHECK(pool3.template get<MaxPool2D<TestType>>()->argmax() == std::vector<Index>{10, 11, 14, 15});
+    //   Pool 1x4, stride 1 on 1x5: out = 5, total = (5 - 1) * 1 + 4 - 5 = 3: 1 before, 2 after, so
+    //   window ow covers cols ow - 1 .. ow + 2 -> x(min(ow + 2, 4)) = 3, 4, 5, 5, 5.
+    //   (Two before would give 2, 3, 4, 5, 5.)
+    const auto row = grid<TestType>(1, 5, {1, 2, 3, 4, 5});
+    Layer<TestType> pool1x4 = MaxPool2D<TestType>(Size2(1, 4), 1, Padding::Same);
+    CHECK(test::max_abs_difference(run_forward(pool1x4, row), grid<TestType>(1, 5, {3, 4, 5, 5, 5})) == 0.0);
+}
+
 TEST_CASE("max_pool2d: arg-max indices are flat within the sample, across channels",
           "[max_pool2d]") {
     // Channel 1 of a (2, 2, 2) sample starts at flat index 4; its maximum 8 sits at (1, 0) -> 6.
