@@ -233,6 +233,29 @@ TEST_CASE("idx: truncated pixel data gives FormatError with both sizes", "[data]
                                  "file has 12 bytes"));
 }
 
+TEST_CASE("idx: a file one byte shorter than its header says is refused, naming the file",
+          "[data][idx][broken]") {
+    TempFolder folder;
+    const std::string path = folder.file("short.idx");
+    // 2 images of 3x4 promise 16 + 24 = 40 bytes; the file stops one pixel early.
+    write_bytes(path, idx_images(0x803, 2, 3, 4, 2 * 3 * 4 - 1));
+    CHECK_THROWS_MATCHES(read_idx_images(path), FormatError,
+                         Message("'" + path + "': truncated: header says 2 images of 3x4 = 40 bytes, "
+                                 "file has 39 bytes"));
+    write_gzip(path + ".gz", read_file(path));
+    CHECK_THROWS_MATCHES(read_idx_images(path + ".gz"), FormatError,
+                         Message("'" + path + ".gz': truncated: header says 2 images of 3x4 = 40 bytes, "
+                                 "decompressed data has 39 bytes"));
+    // 3 labels promise 8 + 3 = 11 bytes; the file has two of them.
+    std::vector<char> labels = big_endian_words({0x801, 3});
+    labels.push_back(1);
+    labels.push_back(2);
+    write_bytes(path, labels);
+    CHECK_THROWS_MATCHES(read_idx_labels(path), FormatError,
+                         Message("'" + path + "': truncated: header says 3 labels = 11 bytes, "
+                                 "file has 10 bytes"));
+}
+
 TEST_CASE("idx: truncated header gives FormatError", "[data][idx][broken]") {
     TempFolder folder;
     const std::string path = folder.file("short");
