@@ -103,6 +103,22 @@ TEST_CASE("save/load: truncated file throws FormatError", "[serialization]") {
     std::filesystem::remove(path);
 }
 
+TEST_CASE("save/load: bytes after the payload throw FormatError naming the file and both sizes",
+          "[serialization]") {
+    const std::string path = saved_model("trailing.latent");
+    const auto bytes = file_bytes(path);
+    const std::size_t payload = bytes.size() - detail::model_header_size;
+    for (const std::string& tail : {std::string("x"), std::string(3, '\0')}) {
+        std::vector<char> longer = bytes;
+        longer.insert(longer.end(), tail.begin(), tail.end());
+        write_bytes(path, longer);
+        test::expect_error<FormatError>([&] { Autoencoder<float>::load(path); },
+                                        "'" + path + "': has trailing bytes: header says " + std::to_string(payload) +
+                                            " payload bytes, file has " + std::to_string(payload + tail.size()));
+    }
+    std::filesystem::remove(path);
+}
+
 TEST_CASE("save/load: a flipped byte throws FormatError (checksum)", "[serialization]") {
     const std::string path = saved_model("flipped.latent");
     auto bytes = file_bytes(path);
