@@ -453,6 +453,38 @@ TEST_CASE("npz: members that overlap or run into the central directory are refus
     CHECK_THAT(message_of<FormatError>([&] { parse_npz(twins, "overlap.npz"); }), Contains("overlaps the member before it"));
 }
 
+TEST_CASE("npz: a length reaching past the end of the file is refused, naming what it measures and where", "[interop]") {
+    // One stored member: local header at 0 (30 bytes, the name w.npy at 30, data at 35), the
+    // central entry at 35 + npy.size() (46 bytes, then the name), the 22-byte end record.
+    const std::string npy = npy_of_floats({2}, {1, 2});
+    const std::string good = zip_archive({stored_piece("w.npy", npy)});
+    const std::size_t directory = 30 + 5 + npy.size();
+    const auto set16 = [](std::string& bytes, std::size_t at, std::uint32_t value) {
+        bytes[at] = static_cast<char>(value & 0xFF);
+        bytes[at + 1] = static_cast<char>((value >> 8) & 0xFF);
+    };
+    const auto set32 = [&](std::string& bytes, std::size_t at, std::uint32_t value) {
+        set16(bytes, at, value & 0xFFFF);
+        set16(bytes, at + 2, value >> 16);
+    };
+    const auto message = [](const std::string& file) { return message_of<FormatError>([&] { parse_npz(file, "bad.npz"); }); };
+    const std::string past_the_end = " runs past the end of the file (" + std::to_string(good.size()) + " bytes)";
+
+    std::string local_extra = good;
+    set16(local_extra, 28, 0xFFFF);  // the local header's extra field length
+    CHECK(message(local_extra) == "'bad.npz': bad .npz (zip) archive: member 'w.npy': local header's name and extra "
+                                  "field at byte 30" + past_the_end);
+
+    std::string central_comment = good;
+    set16(central_comment, directory + 32, 0xFFFF);  // the central entry's comment length
+    CHECK(message(central_comment) == "'bad.npz': bad .npz (zip) archive: a central directory entry's name and fields "
+                                      "at byte " + std::to_string(directory + 46) + past_the_end);
+
+    std::string long_data = good;  // both headers agree on 65536 bytes of data
+    for (const std::size_t at : {std::size_t{18}, std::size_t{22}, directory + 20, directory + 24}) set32(long_data, at, 65536);
+    CHECK(message(long_data) == "'bad.npz': bad .npz (zip) archive: member 'w.npy': data at byte 35" + past_the_end);
+}
+
 TEST_CASE("import_weights picks the format by content, and names the file it cannot read", "[interop]") {
     auto model = small_model(1);
     const std::string zipped = temp_path("content.weights");
