@@ -358,6 +358,23 @@ TEST_CASE("onnx export: dense layers stay (batch, features) between a Flatten an
     CHECK(read.initializers.at("decoder.2.shape").data_type == onnx::proto::TensorProto::type_int64);
 }
 
+TEST_CASE("onnx export: Flatten keeps the batch axis apart (axis 1), so Gemm reads (batch, C*H*W)", "[onnx]") {
+    // ONNX's Flatten makes (d0 * ... * d(axis-1), d(axis) * ... * d(n-1)) of its input: only axis 1
+    // leaves the batch alone in the first dimension and puts the 2 * 3 * 5 = 30 features in the second.
+    Sequential<float> model{Dense<float>(4)};
+    model.build({2, 3, 5});
+    const ReadModel read = read_model(to_onnx(model));
+    CHECK(read.op_types() == Strings{"Flatten", "Gemm", "Reshape", "Identity"});
+    const ReadNode& flatten = read.node("input.flatten");
+    CHECK(flatten.inputs == Strings{"input"});
+    REQUIRE(flatten.attributes.count("axis") == 1);
+    const std::string& axis = flatten.attributes.at("axis");
+    CHECK(only_int(axis, onnx::proto::AttributeProto::type) == onnx::proto::AttributeProto::type_int);
+    CHECK(only_int(axis, onnx::proto::AttributeProto::i) == 1);
+    CHECK(read.node("0").inputs == Strings{"input.flatten", "0.weight", "0.bias"});
+    CHECK(read.initializers.at("0.weight").dims == Ints{4, 2 * 3 * 5});
+}
+
 TEST_CASE("onnx export: a VAE's encoder part ends in the mean, a Slice of the first k channels", "[onnx]") {
     VAE<float> model(Encoder<float>{Flatten<float>(), Dense<float>(2 * 3)},
                      Decoder<float>{Dense<float>(4), Sigmoid<float>(), Reshape<float>(Shape{1, 2, 2})}, {1, 2, 2}, 1);
