@@ -4,6 +4,7 @@
 
 #include <functional>
 
+#include "communicator.hpp"
 #include "tensor.hpp"
 
 namespace latent {
@@ -16,6 +17,12 @@ namespace latent {
 template <class T = float> struct BatchSource {
     Index batches_per_epoch = 0;
     std::function<void(int epoch, Index batch, Tensor<T>& inputs, Tensor<T>& targets)> next;
+    // For training over several processes: next() gives only `share` of each batch, and the whole
+    // batches are those of `sample_count` samples in batches of `batch_size` (data/stream.hpp
+    // sets them).
+    BatchShare share;
+    Index batch_size = 0;
+    Index sample_count = 0;
 };
 
 }  // namespace latent

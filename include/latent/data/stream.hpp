@@ -28,6 +28,9 @@
 //   was read ahead and starts again from that batch.
 // - Batches. next() moves the batch into `inputs` and leaves `targets` empty: fit() then trains
 //   on the inputs as targets (an autoencoder), without a copy.
+// - Several processes. With StreamOptions::share (share_of(communicator, gradient_chunks), the
+//   same as fit()'s), a stream reads only its process's share of each batch: no process reads the
+//   whole data set. BadSample::Skip needs one process (a shorter share would change the others').
 #pragma once
 
 #include <algorithm>
@@ -65,6 +68,7 @@ struct StreamOptions {
     int threads = 1;        // background reading threads: 1 or 2
     int batches_ahead = 2;  // batches read ahead of the one in training (>= 1)
     BadSample bad_sample = BadSample::Stop;
+    BatchShare share;       // the part of each batch to read (core/communicator.hpp); default all
 };
 
 // Reads sample `index` (0-based) into `values` (one sample's values, in (C, H, W) order). Called
@@ -100,6 +104,8 @@ public:
 
     Index batches_per_epoch() const { return batches_per_epoch_; }
     Shape sample_shape() const { return sample_shape_; }
+    Index sample_count() const { return sample_count_; }
+    const StreamOptions& options() const { return options_; }
 
     // Batch `batch` of `epoch` into `inputs`; `targets` is left empty, which fit() takes as
     // "the targets are the inputs" (an autoencoder's), so the batch is never copied.
@@ -188,8 +194,9 @@ private:
     ReadBatch read_batch(const std::vector<Index>& order, int epoch, Index batch) {
         ReadBatch read;
         try {
-            const Index first = batch * options_.batch_size;
-            const Index count = std::min(options_.batch_size, sample_count_ - first);
+            const Index whole = std::min(options_.batch_size, sample_count_ - batch * options_.batch_size);
+            const Index first = batch * options_.batch_size + options_.share.first(whole);
+            const Index count = options_.share.end(whole) - options_.share.first(whole);
             const Index size = sample_shape_.size();
             read.samples.resize(count, sample_shape_.channels, sample_shape_.height, sample_shape_.width);
             for (Index i = 0; i < count && !stopping_; ++i) {  // a stopping stream drops the batch
@@ -202,7 +209,7 @@ private:
                 }
             }
             if (stopping_) return read;  // incomplete, and nobody will ask for it
-            if (read.count == 0)
+            if (count > 0 && read.count == 0)
                 throw FormatError("BatchStream: every sample of batch " + std::to_string(batch) + " of epoch " +
                                   std::to_string(epoch) + " failed to read; the first: " + read.skipped.front());
             if (read.count < count) read.samples = latent::samples(read.samples, 0, read.count);  // some were skipped
@@ -246,6 +253,10 @@ public:
         detail::require(options.batches_ahead >= 1, where,
                         "batches_ahead must be >= 1, got " + std::to_string(options.batches_ahead));
         detail::require(static_cast<bool>(read_sample), where, "read_sample must be a function");
+        detail::require(options.share.whole() || options.bad_sample == BadSample::Stop, where,
+                        "BadSample::Skip needs one process: a share of a batch one sample shorter would move the "
+                        "other processes' chunks");
+        check_share(options.share, where);
         prefetcher_ = std::make_shared<detail::BatchPrefetcher<T>>(sample_count, sample_shape, std::move(read_sample), options);
     }
 
@@ -254,6 +265,9 @@ public:
     BatchSource<T> source() const {
         BatchSource<T> source;
         source.batches_per_epoch = prefetcher_->batches_per_epoch();
+        source.share = prefetcher_->options().share;
+        source.batch_size = prefetcher_->options().batch_size;
+        source.sample_count = prefetcher_->sample_count();
         source.next = [prefetcher = prefetcher_](int epoch, Index batch, Tensor<T>& inputs, Tensor<T>& targets) {
             prefetcher->next(epoch, batch, inputs, targets);
         };

@@ -48,8 +48,12 @@ template <class T> struct EpochEnd {
     std::function<void(const std::vector<std::vector<T>>&)> set_weights;
     std::function<double()> learning_rate;
     std::function<void(double)> set_learning_rate;
-    // Saves model, optimizer state, epoch count and the callbacks' states to a file (atomically).
+    // Saves model, optimizer state, epoch count and the callbacks' states to a file (atomically);
+    // in a run over several processes, only on the first (elsewhere it does nothing).
     std::function<void(const std::string& path)> save_checkpoint;
+    // Whether this process writes files: false on all but the first of a run over several
+    // processes (FitOptions::communicator), which all hold the same weights and history.
+    bool writer = true;
 
     // The figure callbacks watch: val_loss when there is validation data, else loss.
     double monitored() const {
@@ -219,7 +223,9 @@ private:
 template <class T = float> class CsvLogger {
 public:
     explicit CsvLogger(std::string path) : path_(std::move(path)) {}
-    void on_epoch_end(EpochEnd<T>& end) const { write_history_csv(path_, *end.history); }
+    void on_epoch_end(EpochEnd<T>& end) const {
+        if (end.writer) write_history_csv(path_, *end.history);
+    }
 
 private:
     std::string path_;

@@ -4,6 +4,11 @@
 // generator), so the same seed gives bit-identical weights with any thread count, and resuming
 // at epoch k (FitOptions::resume_from) repeats exactly what an uninterrupted run would have done
 // from epoch k on.
+// Several processes (FitOptions::communicator, latent/mpi.hpp): each trains on its share of every
+// batch's chunks, the chunks' gradients are added in a fixed tree across them (step.hpp), and
+// every process applies the same update; all compute the same validation and History, and only
+// the first writes files. Same seed and gradient_chunks: the same weights on 1, 2, 4... processes
+// at any thread count as on one process.
 #pragma once
 
 #include <algorithm>
@@ -18,6 +23,8 @@
 #include <vector>
 
 #include "../core/batch_source.hpp"
+#include "../core/communicator.hpp"
+#include "../core/crc32.hpp"
 #include "../core/errors.hpp"
 #include "../core/pass.hpp"
 #include "../core/random.hpp"
@@ -55,6 +62,13 @@ template <class T = float> struct FitOptions {
     Index micro_batch = 0;
     // The callbacks' states from a checkpoint, by position (set by resume_from).
     CallbackStates callback_states;
+    // Data-parallel training (core/communicator.hpp): the processes of the run (default: this one
+    // alone), and the chunks each batch is cut into -- a power of two, at least the process count.
+    // The chunks' gradients are computed alone and added in a fixed tree, so a run with the same
+    // gradient_chunks gives the same weights on any number of processes (and threads); 1: the
+    // whole batch at once, as without this option.
+    Communicator communicator;
+    Index gradient_chunks = 1;
 
     // Continues the training a checkpoint recorded: its epoch count and its callbacks' states
     // (the same callbacks must be in `callbacks`, in the same order). `epochs` stays the total.
@@ -122,14 +136,61 @@ TensorView<T> gather(const Tensor<T>& source, const std::vector<Index>& order, I
 // its corrupted copy in `corrupted`, drawn from derive_seed(seed, streams::corruption, epoch, b).
 // Both fit() forms call this, so a batch streamed from disk is corrupted exactly like the same
 // batch gathered from memory.
+// A batch in chunks (share.chunks > 1) is corrupted chunk by chunk, chunk c from
+// derive_seed(batch's seed, c), so that a process corrupts its share of a batch alone. `clean`
+// holds the share's samples of a batch of `count`.
 template <class T, class Options>
-const T* corrupted_inputs(const Options& options, ConstTensorView<T> clean, int epoch, Index b, std::vector<T>& corrupted) {
+const T* corrupted_inputs(const Options& options, ConstTensorView<T> clean, int epoch, Index b, const BatchShare& share,
+                          Index count, std::vector<T>& corrupted) {
     if (!options.corruption) return clean.data();
     grow(corrupted, clean.size());
-    options.corruption(clean, TensorView<T>(corrupted.data(), clean.dimensions()),
-                       derive_seed(options.seed, streams::corruption, static_cast<std::uint64_t>(epoch),
-                                   static_cast<std::uint64_t>(b)));
+    const std::uint64_t seed =
+        derive_seed(options.seed, streams::corruption, static_cast<std::uint64_t>(epoch), static_cast<std::uint64_t>(b));
+    if (share.chunks == 1) {
+        options.corruption(clean, TensorView<T>(corrupted.data(), clean.dimensions()), seed);
+        return corrupted.data();
+    }
+    const Shape shape = sample_shape<T>(clean);
+    for (Index chunk = share.first_chunk(); chunk < share.end_chunk(); ++chunk) {
+        const Index first = chunk_begin(count, share.chunks, chunk) - share.first(count);
+        const Index n = chunk_begin(count, share.chunks, chunk + 1) - share.first(count) - first;
+        if (n > 0)
+            options.corruption(view<T>(clean.data() + first * shape.size(), n, shape),
+                               view<T>(corrupted.data() + first * shape.size(), n, shape),
+                               derive_seed(seed, static_cast<std::uint64_t>(chunk)));
+    }
     return corrupted.data();
+}
+
+// Before the first step of a run over several processes: every process must start from the same
+// weights and options, or their exchanges would mix different models (or wait forever).
+template <class T, class Model>
+void check_processes_agree(const Communicator& communicator, Model& model, const FitOptions<T>& options, Index batches) {
+    if (communicator.alone()) return;
+    std::vector<std::uint32_t> checksums;
+    for (const auto& parameter : model.parameters())
+        checksums.push_back(crc32_of(reinterpret_cast<const char*>(parameter.value),
+                                     sizeof(T) * static_cast<std::size_t>(parameter.size)));
+    const std::uint64_t weights =
+        crc32_of(reinterpret_cast<const char*>(checksums.data()), sizeof(std::uint32_t) * checksums.size());
+    const std::vector<std::pair<const char*, std::uint64_t>> facts{
+        {"weights (build and initialise the model alike everywhere, or load the same file)", weights},
+        {"parameter count", static_cast<std::uint64_t>(model.parameter_count())},
+        {"batches per epoch (batch_size and sample count)", static_cast<std::uint64_t>(batches)},
+        {"gradient_chunks", static_cast<std::uint64_t>(options.gradient_chunks)},
+        {"seed", options.seed},
+        {"epochs", static_cast<std::uint64_t>(options.epochs)},
+        {"initial_epoch", static_cast<std::uint64_t>(options.initial_epoch)},
+        {"micro_batch", static_cast<std::uint64_t>(options.micro_batch)}};
+    std::vector<std::uint64_t> mine, all(facts.size() * static_cast<std::size_t>(communicator.ranks));
+    for (const auto& fact : facts) mine.push_back(fact.second);
+    communicator.all_gather(mine.data(), sizeof(std::uint64_t) * mine.size(), all.data());
+    for (int rank = 1; rank < communicator.ranks; ++rank)
+        for (std::size_t f = 0; f < facts.size(); ++f)
+            if (all[rank * facts.size() + f] != all[f])
+                throw ArgumentError(std::string("fit: process ") + std::to_string(rank) + " of " +
+                                    std::to_string(communicator.ranks) + " has other " + facts[f].first +
+                                    " than process 0: every process must run the same fit()");
 }
 
 // Weights and buffers of the model, copied out / written back, for callbacks.
@@ -289,13 +350,18 @@ History run_epochs(Model& model, const Loss<T>& loss, OptimizerType& optimizer, 
         history.terms.assign(history.term_names.size(), {});
         history.val_terms.assign(history.term_names.size(), {});
     }
-    ProgressBar progress(options.verbose, options.epochs);
+    const Communicator& communicator = options.communicator;
+    const BatchShare share = share_of(communicator, options.gradient_chunks);
+    check_processes_agree(communicator, model, options, batches);
+    ProgressBar progress(communicator.rank == 0 ? options.verbose : 0, options.epochs);
     StepScratch<T> scratch;
     EpochSums sums;
     Batch<T> batch;
     batch.input_shape = model.input_shape();
     batch.target_shape = model.output_shape();
     batch.check_finite = options.check_finite;
+    batch.share = share;
+    batch.communicator = &communicator;
     const bool on_logits = model.has_logistic_output() && loss.has_logits_gradient();
     for (int epoch = options.initial_epoch; epoch < options.epochs; ++epoch) {
         const auto start = std::chrono::steady_clock::now();
@@ -307,7 +373,7 @@ History run_epochs(Model& model, const Loss<T>& loss, OptimizerType& optimizer, 
         sums.start(model.term_names().size());
         bool gradients_seen = false;
         for (Index b = 0; b < batches; ++b) {
-            next_batch(epoch, b, batch);
+            agree(communicator, "fit", [&] { next_batch(epoch, b, batch); });
             const Index count = batch.count;
             batch.pass = Pass::training_batch(options.seed, epoch, b, count);
             batch.pass.logits = on_logits;
@@ -341,11 +407,14 @@ History run_epochs(Model& model, const Loss<T>& loss, OptimizerType& optimizer, 
         end.set_weights = [&](const std::vector<std::vector<T>>& weights) { restore_weights<T>(model, weights); };
         end.learning_rate = begin.learning_rate;
         end.set_learning_rate = begin.set_learning_rate;
+        end.writer = communicator.rank == 0;
         end.save_checkpoint = [&, epochs_done = epoch + 1](const std::string& path) {
             // found by argument-dependent lookup
-            save_checkpoint(path, model, optimizer, epochs_done, callback_states(callbacks));
+            if (end.writer) save_checkpoint(path, model, optimizer, epochs_done, callback_states(callbacks));
         };
-        for (auto& callback : callbacks) callback.on_epoch_end(end);
+        agree(communicator, "fit", [&] {  // a checkpoint that cannot be written stops every process
+            for (auto& callback : callbacks) callback.on_epoch_end(end);
+        });
         if (end.stop) {
             history.stopped_early = epoch + 1 < options.epochs;
             break;
@@ -412,12 +481,13 @@ History fit(Model& model, const Tensor<T>& inputs, const Tensor<T>& targets, con
     std::vector<T> batch_inputs, batch_targets, corrupted;
     auto next_batch = [&](int epoch, Index b, Batch<T>& batch) {
         if (b == 0) epoch_order(order, train_count, options.shuffle, options.seed, epoch);
-        const Index first = b * options.batch_size;
-        const Index count = std::min(options.batch_size, train_count - first);
-        const TensorView<T> clean = detail::gather(inputs, order, first, count, batch_inputs);
+        const Index count = std::min(options.batch_size, train_count - b * options.batch_size);
+        const Index first = b * options.batch_size + batch.share.first(count);  // this process's samples
+        const Index held = batch.share.end(count) - batch.share.first(count);
+        const TensorView<T> clean = detail::gather(inputs, order, first, held, batch_inputs);
         // An autoencoder's targets are usually its inputs: the same samples, gathered once.
-        const T* y = &targets == &inputs ? clean.data() : detail::gather(targets, order, first, count, batch_targets).data();
-        batch.inputs = detail::corrupted_inputs(options, const_view(clean), epoch, b, corrupted);
+        const T* y = &targets == &inputs ? clean.data() : detail::gather(targets, order, first, held, batch_targets).data();
+        batch.inputs = detail::corrupted_inputs(options, const_view(clean), epoch, b, batch.share, count, corrupted);
         batch.targets = y;
         batch.count = count;
     };
@@ -433,7 +503,8 @@ History fit(Model& model, const Tensor<T>& inputs, const Tensor<T>& targets, con
 // Trains from a batch source (data streamed from disk, generated, or corrupted on the fly).
 // options.corruption is applied to each batch's inputs as in the form above; options.batch_size,
 // shuffle and validation_split are the source's business (data/stream.hpp: a stream built with
-// the same batch size, shuffle and seed gives the same batches as the tensors in memory).
+// the same batch size, shuffle and seed gives the same batches as the tensors in memory). Over
+// several processes, each source gives only its process's share (StreamOptions::share).
 template <class T, class Model, class LossType, class OptimizerType>
 History fit(Model& model, const BatchSource<T>& source, const LossType& loss_value, OptimizerType& optimizer,
             const FitOptions<T>& options = {}) {
@@ -441,6 +512,11 @@ History fit(Model& model, const BatchSource<T>& source, const LossType& loss_val
     detail::require(source.batches_per_epoch >= 1 && static_cast<bool>(source.next), "fit",
                     "the batch source needs batches_per_epoch >= 1 and a next() function");
     detail::require(options.micro_batch >= 0, "fit", "micro_batch must be >= 0 (0: automatic)");
+    const BatchShare share = share_of(options.communicator, options.gradient_chunks);
+    if (!share.whole() && (source.share != share || source.batch_size < 1 || source.sample_count < 1))
+        throw ArgumentError("fit: training as " + share.str() + ", the batch source must read that share of each "
+                            "batch (StreamOptions::share = share_of(communicator, gradient_chunks)); it reads " +
+                            (source.batch_size < 1 ? std::string("whole batches of unknown size") : source.share.str()));
     const Loss<T> loss(loss_value);
     Tensor<T> inputs, targets;
     std::vector<T> corrupted;
@@ -448,6 +524,12 @@ History fit(Model& model, const BatchSource<T>& source, const LossType& loss_val
         source.next(epoch, b, inputs, targets);
         const bool targets_are_inputs = targets.size() == 0;  // an autoencoder's source may say so
         const Tensor<T>& y = targets_are_inputs ? inputs : targets;
+        const Index count =
+            share.whole() ? inputs.dimension(0) : std::min(source.batch_size, source.sample_count - b * source.batch_size);
+        if (inputs.dimension(0) != share.end(count) - share.first(count))
+            throw ShapeError("fit: batch source gave " + std::to_string(inputs.dimension(0)) + " samples for batch " +
+                             std::to_string(b) + ", but " + share.str() + " holds " +
+                             std::to_string(share.end(count) - share.first(count)) + " of its " + std::to_string(count));
         if (inputs.dimension(0) != y.dimension(0))
             throw ShapeError("fit: batch source gave " + std::to_string(inputs.dimension(0)) + " inputs but " +
                              std::to_string(y.dimension(0)) + " targets");
@@ -459,9 +541,9 @@ History fit(Model& model, const BatchSource<T>& source, const LossType& loss_val
             throw ShapeError("fit: batch source gave inputs " + sample_shape(inputs).str() + " and targets " +
                              sample_shape(y).str() + "; the model maps " + model.input_shape().str() + " to " +
                              model.output_shape().str());
-        batch.inputs = detail::corrupted_inputs(options, const_view(inputs), epoch, b, corrupted);
+        batch.inputs = detail::corrupted_inputs(options, const_view(inputs), epoch, b, share, count, corrupted);
         batch.targets = y.data();
-        batch.count = inputs.dimension(0);
+        batch.count = count;
     };
     return detail::run_epochs<T>(model, loss, optimizer, options, source.batches_per_epoch, next_batch,
                                  [] { return detail::EpochSums(); });

@@ -12,6 +12,12 @@
 // gradients add up to the batch's. Models whose layers mix samples (batch statistics) are never
 // sliced: their statistics are the whole batch's.
 //
+// For training over several processes, and for results that do not depend on their number, a
+// batch may instead be cut into Batch::share.chunks chunks whose gradients are computed alone and
+// added in a fixed tree (core/communicator.hpp, gradient_tree.hpp); each process then holds and
+// passes only its share of the chunks, and the objective's value is the chunks' values added in
+// chunk order.
+//
 // A model M that fit() trains provides (Sequential, Autoencoder and VariationalAutoencoder do):
 //   using Scalar = T;
 //   const Shape& input_shape() const;   const Shape& output_shape() const;
@@ -35,12 +41,14 @@
 #include <string>
 #include <vector>
 
+#include "../core/communicator.hpp"
 #include "../core/errors.hpp"
 #include "../core/pass.hpp"
 #include "../core/tensor.hpp"
 #include "../core/threading.hpp"
 #include "../layers/layer.hpp"
 #include "../losses/loss.hpp"
+#include "gradient_tree.hpp"
 
 namespace latent {
 
@@ -64,18 +72,22 @@ struct StepValues {
 // One batch as a step sees it: the data, where it is (a pass over the whole batch), and how it
 // is passed through the model.
 template <class T> struct Batch {
-    const T* inputs = nullptr;   // `count` samples of `input_shape`
-    const T* targets = nullptr;  // `count` samples of `target_shape`
-    Index count = 0;
+    const T* inputs = nullptr;   // the samples [share.first(count), share.end(count)) of `input_shape`
+    const T* targets = nullptr;  // the same samples of `target_shape`
+    Index count = 0;             // samples in the whole batch
     Shape input_shape, target_shape;
     Pass pass;               // mode, seed, epoch, batch number, batch size, logits
     Index slice_size = 0;    // samples per forward/backward pass; 0: the whole batch
     bool check_finite = true;
+    BatchShare share;        // the chunks and this process's part of them (the default: all, one chunk)
+    const Communicator* communicator = nullptr;  // for a share of several processes
 
-    // Samples [first, first + n) of the inputs and of the targets.
-    ConstTensorView<T> input_slice(Index first, Index n) const { return view<T>(inputs + first * input_shape.size(), n, input_shape); }
+    // Samples [first, first + n) of the batch (positions in the whole batch).
+    ConstTensorView<T> input_slice(Index first, Index n) const {
+        return view<T>(inputs + (first - share.first(count)) * input_shape.size(), n, input_shape);
+    }
     ConstTensorView<T> target_slice(Index first, Index n) const {
-        return view<T>(targets + first * target_shape.size(), n, target_shape);
+        return view<T>(targets + (first - share.first(count)) * target_shape.size(), n, target_shape);
     }
 };
 
@@ -84,6 +96,11 @@ template <class T> struct StepScratch {
     std::vector<T> grad;          // dLoss/d(output) of one slice
     std::vector<char> finite;     // per parameter, the result of the last finiteness scan
     StepValues values;
+    // Batches in chunks: the chunks' gradient tree and values, and the exchange between processes.
+    detail::GradientTree<T> chunk_tree;
+    std::vector<StepValues> chunk_values;
+    std::vector<double> packed_values, all_values;
+    detail::ExchangeScratch<T> exchange;
 };
 
 namespace detail {
@@ -162,26 +179,93 @@ template <class Model> void add_terms(const Model& model, StepValues& values) {
     for (std::size_t t = 0; t < terms.size(); ++t) values.terms[t] += terms[t];
 }
 
+// Forward and backward over samples [first, first + count) of the batch, slice by slice: the
+// parameter gradients add up in the parameters' grad, the objective's parts in `values`.
+template <class T, class Model>
+void pass_slices(Model& model, const Loss<T>& loss, const Batch<T>& batch, Index first, Index count,
+                 StepScratch<T>& scratch, StepValues& values) {
+    const Chunks slices{count, batch.slice_size > 0 ? std::min(batch.slice_size, count) : count};
+    for (Index slice = 0; slice < slices.count(); ++slice) {
+        Pass pass = batch.pass;
+        pass.first_sample = first + slices.begin(slice);
+        pass.batch_size = batch.count;
+        const double weight = slice_weight(loss.reduction(), slices.size(slice), batch.count);
+        const ConstTensorView<T> output = model.forward(batch.input_slice(pass.first_sample, slices.size(slice)), pass);
+        const ConstTensorView<T> targets = batch.target_slice(pass.first_sample, slices.size(slice));
+        values.reconstruction += weight * slice_loss(loss, output, targets, pass, weight, scratch.grad);
+        model.backward(view<T>(static_cast<const T*>(scratch.grad.data()), slices.size(slice), sample_shape<T>(output)), pass);
+        add_terms(model, values);
+    }
+}
+
+// values += the chunk's values, part by part.
+inline void add_values(StepValues& values, const double* chunk) {
+    values.reconstruction += chunk[0];
+    for (std::size_t t = 0; t < values.terms.size(); ++t) values.terms[t] += chunk[1 + t];
+}
+
+// The chunks of this process's share, each from zero gradients, into the gradient tree; then the
+// tree finished across processes into the parameters' grad, and the chunks' values added in
+// chunk order into scratch.values (on every process alike).
+template <class T, class Model>
+void pass_chunks(Model& model, const Loss<T>& loss, const Batch<T>& batch, StepScratch<T>& scratch) {
+    const BatchShare& share = batch.share;
+    if (!share.whole() && (batch.communicator == nullptr || batch.communicator->ranks != share.ranks))
+        throw ArgumentError("train_step: the batch is " + share.str() + " but has no communicator of as many processes");
+    if (model.mixes_samples())
+        throw ArgumentError("fit: the model has layers that use the statistics of a whole batch (BatchNorm, "
+                            "KLSparsity); gradient chunks and several processes would change them");
+    const Communicator alone;
+    const Communicator& communicator = share.whole() ? alone : *batch.communicator;
+    const Index segment = (model.parameter_count() + share.ranks - 1) / share.ranks;
+    const std::size_t parts = 1 + model.term_names().size();
+    const Index local_chunks = share.end_chunk() - share.first_chunk();
+    scratch.chunk_tree.start(segment * share.ranks);
+    scratch.packed_values.assign(static_cast<std::size_t>(local_chunks) * parts, 0.0);
+    scratch.chunk_values.resize(1);
+    agree(communicator, "fit", [&] {
+        for (Index chunk = share.first_chunk(); chunk < share.end_chunk(); ++chunk) {
+            const Index first = chunk_begin(batch.count, share.chunks, chunk);
+            const Index count = chunk_begin(batch.count, share.chunks, chunk + 1) - first;
+            if (count > 0) {
+                StepValues& values = scratch.chunk_values[0];
+                values.clear(parts - 1);
+                model.zero_grad();
+                pass_slices(model, loss, batch, first, count, scratch, values);
+                flatten_gradients(model.parameters(), scratch.chunk_tree.next_leaf(), scratch.chunk_tree.size());
+                double* packed = scratch.packed_values.data() + (chunk - share.first_chunk()) * parts;
+                packed[0] = values.reconstruction;
+                std::copy(values.terms.begin(), values.terms.end(), packed + 1);
+            }
+            scratch.chunk_tree.push(count > 0);
+        }
+    });
+    const std::vector<double>* all_values = &scratch.packed_values;
+    if (share.whole()) {
+        unflatten_gradients(scratch.chunk_tree.root(), model.parameters());
+    } else {
+        add_across_processes(communicator, share, batch.count, scratch.chunk_tree.root(), segment, scratch.exchange);
+        unflatten_gradients(scratch.exchange.gathered.data(), model.parameters());
+        gather_values(communicator, scratch.packed_values, scratch.all_values);
+        all_values = &scratch.all_values;
+    }
+    for (std::size_t chunk = 0; chunk < all_values->size() / parts; ++chunk)
+        add_values(scratch.values, all_values->data() + chunk * parts);
+}
+
 }  // namespace detail
 
+// One optimisation step. With share.chunks > 1 or several processes, every process ends with
+// the same gradients, values and update (see pass_chunks).
 template <class T, class Model, class OptimizerType>
 const StepValues& train_step(Model& model, const Loss<T>& loss, OptimizerType& optimizer, const Batch<T>& batch,
                              StepScratch<T>& scratch) {
-    const Index count = batch.count;
-    const Chunks slices{count, batch.slice_size > 0 ? std::min(batch.slice_size, count) : count};
     model.zero_grad();
     scratch.values.clear(model.term_names().size());
-    for (Index slice = 0; slice < slices.count(); ++slice) {
-        Pass pass = batch.pass;
-        pass.first_sample = slices.begin(slice);
-        pass.batch_size = count;
-        const double weight = detail::slice_weight(loss.reduction(), slices.size(slice), count);
-        const ConstTensorView<T> output = model.forward(batch.input_slice(pass.first_sample, slices.size(slice)), pass);
-        const ConstTensorView<T> targets = batch.target_slice(pass.first_sample, slices.size(slice));
-        scratch.values.reconstruction += weight * detail::slice_loss(loss, output, targets, pass, weight, scratch.grad);
-        model.backward(view<T>(static_cast<const T*>(scratch.grad.data()), slices.size(slice), sample_shape<T>(output)), pass);
-        detail::add_terms(model, scratch.values);
-    }
+    if (batch.share.chunks == 1 && batch.share.whole())
+        detail::pass_slices(model, loss, batch, 0, batch.count, scratch, scratch.values);
+    else
+        detail::pass_chunks(model, loss, batch, scratch);
     if (batch.check_finite) {
         detail::check_objective<T>(model, scratch.values, batch.pass);
         detail::check_gradients<T>(model, batch.pass, scratch.finite);
