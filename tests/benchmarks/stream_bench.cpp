@@ -8,9 +8,9 @@
 //   stream_bench --dir D --count N epoch       one streamed training epoch of a small conv AE
 //                                              (JPEG, 1 reading thread), and the peak RSS
 //   stream_bench --dir D --count N w4-stream   one W4 epoch (workloads.hpp), streamed: 1 training
-//                                              thread + 1 reading thread
+//                                              thread (--threads T: T) + 1 reading thread
 //   stream_bench --dir D --count N w4-memory   one W4 epoch from load_image_folder's tensor, 1
-//                                              thread (loading timed apart)
+//                                              thread or T (loading timed apart)
 // Each mode prints one RESULT line. Peak RSS is the process's VmHWM (/proc/self/status): run each
 // measurement in its own process, as these modes are.
 #include <stb_image_write.h>
@@ -166,7 +166,7 @@ Autoencoder<float> small_model() {
     return Autoencoder<float>(std::move(encoder), std::move(decoder), Shape{3, side, side}, seed);
 }
 
-int run(const std::string& mode, const std::string& dir, int count) {
+int run(const std::string& mode, const std::string& dir, int count, int training_threads) {
     const Folders folders = folders_for(dir, count);
     if (mode == "generate") {
         const auto start = std::chrono::steady_clock::now();
@@ -184,7 +184,7 @@ int run(const std::string& mode, const std::string& dir, int count) {
         return 0;
     }
     if (mode == "epoch" || mode == "w4-stream" || mode == "w4-memory") {
-        set_num_threads(1);
+        set_num_threads(mode == "epoch" ? 1 : training_threads);
         const bool w4 = mode != "epoch";
         const Index batch_size = w4 ? 16 : 32;
         auto model = w4 ? bench::color_128(seed) : small_model();
@@ -215,19 +215,20 @@ int run(const std::string& mode, const std::string& dir, int count) {
 
 int main(int argc, char** argv) {
     std::string dir, mode;
-    int count = 2000;
+    int count = 2000, threads = 1;
     for (int i = 1; i < argc; ++i) {
         const std::string argument = argv[i];
         if (argument == "--dir" && i + 1 < argc) dir = argv[++i];
+        else if (argument == "--threads" && i + 1 < argc) threads = std::stoi(argv[++i]);
         else if (argument == "--count" && i + 1 < argc) count = std::stoi(argv[++i]);
         else mode = argument;
     }
-    if (dir.empty() || mode.empty() || count < 1) {
-        std::cerr << "usage: stream_bench --dir DIR [--count N] generate|decode|epoch|w4-stream|w4-memory\n";
+    if (dir.empty() || mode.empty() || count < 1 || threads < 1) {
+        std::cerr << "usage: stream_bench --dir DIR [--count N] [--threads T] generate|decode|epoch|w4-stream|w4-memory\n";
         return 2;
     }
     try {
-        return run(mode, dir, count);
+        return run(mode, dir, count, threads);
     } catch (const std::exception& error) {
         std::cerr << "stream_bench: " << error.what() << "\n";
         return 1;
