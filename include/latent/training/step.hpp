@@ -98,7 +98,7 @@ template <class T> struct StepScratch {
     StepValues values;
     // Batches in chunks: the chunks' gradient tree and values, and the exchange between processes.
     detail::GradientTree<T> chunk_tree;
-    std::vector<StepValues> chunk_values;
+    StepValues chunk_values;  // of the chunk passing
     std::vector<double> packed_values, all_values;
     detail::ExchangeScratch<T> exchange;
 };
@@ -222,13 +222,12 @@ void pass_chunks(Model& model, const Loss<T>& loss, const Batch<T>& batch, StepS
     const Index local_chunks = share.end_chunk() - share.first_chunk();
     scratch.chunk_tree.start(segment * share.ranks);
     scratch.packed_values.assign(static_cast<std::size_t>(local_chunks) * parts, 0.0);
-    scratch.chunk_values.resize(1);
     agree(communicator, "fit", [&] {
         for (Index chunk = share.first_chunk(); chunk < share.end_chunk(); ++chunk) {
             const Index first = chunk_begin(batch.count, share.chunks, chunk);
             const Index count = chunk_begin(batch.count, share.chunks, chunk + 1) - first;
             if (count > 0) {
-                StepValues& values = scratch.chunk_values[0];
+                StepValues& values = scratch.chunk_values;
                 values.clear(parts - 1);
                 model.zero_grad();
                 pass_slices(model, loss, batch, first, count, scratch, values);
