@@ -226,32 +226,21 @@ __attribute__((target("avx2,fma"))) inline void macro_kernel_avx2(const float* p
 }
 
 // A product with one column, c = A * b -- one sample through a Dense layer -- skips packing,
-// whose cost would exceed the product's. `lanes` rows at a time, each lane summing its row by
-// the rule above (blocks of kSgemmDepthBlock from zero, one fused multiply-add per term, then
-// added to the total); A's column at p is one load when A is column-major, a gather otherwise.
-// Rows past the last whole vector go one at a time, by the same rule.
-__attribute__((always_inline)) inline void column_product_rows(MatrixRef c, ConstMatrixRef a, const float* b,
-                                                               bool accumulate, Index first_row) {
-    for (Index row = first_row; row < c.rows; ++row) {
-        float total = 0.0f;
-        for (Index block = 0; block < a.cols; block += kSgemmDepthBlock) {
-            const Index end = std::min(a.cols, block + kSgemmDepthBlock);
-            float partial = 0.0f;
-            for (Index p = block; p < end; ++p) partial = __builtin_fmaf(a.at(row, p), b[p], partial);
-            total = block > 0 ? total + partial : accumulate ? c.at(row, 0) + partial : partial;
-        }
-        c.at(row, 0) = total;
-    }
-}
+// whose cost would exceed the product's. A vector of rows at a time, each lane summing its row
+// by the rule above (blocks of kSgemmDepthBlock from zero, one fused multiply-add per term, then
+// added to the total); A's columns come from in-register transposes of its rows when A is
+// row-major (a Dense layer's weights), from single loads when it is column-major, and from
+// gathers otherwise. The rows past the last whole vector run in a vector with masked lanes.
 
-// Columns p .. p + 15 of rows row .. row + 15 of a row-major A, as 16 vectors that each hold one
-// column (rows in lanes): 16 loads and a 16 x 16 transpose in registers (unpack pairs of rows,
-// then 4 x 4 blocks within 128-bit lanes, then the lanes), much cheaper than 16 gathers. (The
-// zero-masked forms: the plain ones start from an undefined vector, which g++ 12 warns about.)
-__attribute__((target("avx512f,fma"))) inline void load_transposed_16x16(ConstMatrixRef a, Index row, Index p,
-                                                                         __m512 columns[16]) {
+// Columns p .. p + 15 of rows row .. row + valid_rows - 1 of a row-major A, as 16 vectors that
+// each hold one column (rows in lanes, lanes past valid_rows zero): 16 loads and a 16 x 16
+// transpose in registers (unpack pairs of rows, then 4 x 4 blocks within 128-bit lanes, then the
+// lanes), much cheaper than 16 gathers. (The zero-masked forms: the plain ones start from an
+// undefined vector, which g++ 12 warns about.)
+__attribute__((target("avx512f,fma"))) __attribute__((always_inline)) inline void
+load_transposed_16x16(ConstMatrixRef a, Index row, Index p, __m512 columns[16], Index valid_rows = 16) {
     __m512 rows[16], pairs[16], quads[16];
-    for (int r = 0; r < 16; ++r) rows[r] = _mm512_loadu_ps(&a.at(row + r, p));
+    for (int r = 0; r < 16; ++r) rows[r] = r < valid_rows ? _mm512_loadu_ps(&a.at(row + r, p)) : _mm512_setzero_ps();
     for (int i = 0; i < 8; ++i) {
         pairs[2 * i] = _mm512_maskz_unpacklo_ps(0xFFFF, rows[2 * i], rows[2 * i + 1]);
         pairs[2 * i + 1] = _mm512_maskz_unpackhi_ps(0xFFFF, rows[2 * i], rows[2 * i + 1]);
@@ -276,65 +265,143 @@ __attribute__((target("avx512f,fma"))) inline void load_transposed_16x16(ConstMa
     }
 }
 
-__attribute__((target("avx512f,fma"))) inline void column_product_avx512(MatrixRef c, ConstMatrixRef a,
-                                                                         const float* b, bool accumulate) {
-    constexpr Index lanes = 16;  // (the gathers are masked: the unmasked one warns in g++ 12)
+// Rows row .. row + valid_rows - 1 (at most 16) of c = A * b, one row per lane. A group of fewer
+// rows (the last one) runs the same vector code with the other lanes masked off: a scalar row
+// would cost a whole vector's time, as its fused multiply-adds form one dependency chain.
+__attribute__((target("avx512f,fma"))) __attribute__((always_inline)) inline void
+column_group_avx512(MatrixRef c, ConstMatrixRef a, const float* b, bool accumulate, Index row, Index valid_rows) {
+    // (The gathers are masked in every group: the unmasked one warns in g++ 12.)
+    const __mmask16 lanes = static_cast<__mmask16>((1u << valid_rows) - 1);
     const __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                                _mm512_set1_epi32(static_cast<int>(a.row_stride)));
-    Index row = 0;
-    for (; row + lanes <= c.rows; row += lanes) {
-        __m512 total = _mm512_setzero_ps();
-        for (Index block = 0; block < a.cols; block += kSgemmDepthBlock) {
-            const Index end = std::min(a.cols, block + kSgemmDepthBlock);
-            __m512 partial = _mm512_setzero_ps();
-            Index p = block;
-            if (a.col_stride == 1)
-                for (; p + 16 <= end; p += 16) {
-                    __m512 columns[16];
-                    load_transposed_16x16(a, row, p, columns);
-                    LATENT_UNROLL
-                    for (int q = 0; q < 16; ++q) partial = _mm512_fmadd_ps(columns[q], _mm512_set1_ps(b[p + q]), partial);
-                }
-            for (; p < end; ++p) {  // the rest of the block, and a column-major A
-                const float* column = &a.at(row, p);
-                const __m512 values = a.row_stride == 1
-                                          ? _mm512_loadu_ps(column)
-                                          : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xFFFF, offsets, column, 4);
-                partial = _mm512_fmadd_ps(values, _mm512_set1_ps(b[p]), partial);
+    __m512 total = _mm512_setzero_ps();
+    for (Index block = 0; block < a.cols; block += kSgemmDepthBlock) {
+        const Index end = std::min(a.cols, block + kSgemmDepthBlock);
+        __m512 partial = _mm512_setzero_ps();
+        Index p = block;
+        if (a.col_stride == 1)
+            for (; p + 16 <= end; p += 16) {
+                __m512 columns[16];
+                load_transposed_16x16(a, row, p, columns, valid_rows);
+                LATENT_UNROLL
+                for (int q = 0; q < 16; ++q) partial = _mm512_fmadd_ps(columns[q], _mm512_set1_ps(b[p + q]), partial);
             }
-            total = block > 0     ? _mm512_add_ps(total, partial)
-                    : accumulate ? _mm512_add_ps(_mm512_loadu_ps(&c.at(row, 0)), partial)
-                                 : partial;
+        for (; p < end; ++p) {  // the rest of the block, and a column-major A
+            const float* column = &a.at(row, p);
+            const __m512 values = a.row_stride == 1 ? _mm512_maskz_loadu_ps(lanes, column)
+                                                    : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes, offsets, column, 4);
+            partial = _mm512_fmadd_ps(values, _mm512_set1_ps(b[p]), partial);
         }
-        _mm512_storeu_ps(&c.at(row, 0), total);
+        total = block > 0     ? _mm512_add_ps(total, partial)
+                : accumulate ? _mm512_add_ps(_mm512_maskz_loadu_ps(lanes, &c.at(row, 0)), partial)
+                             : partial;
     }
-    column_product_rows(c, a, b, accumulate, row);
+    _mm512_mask_storeu_ps(&c.at(row, 0), lanes, total);
+}
+
+__attribute__((target("avx512f,fma"))) inline void column_product_avx512(MatrixRef c, ConstMatrixRef a,
+                                                                         const float* b, bool accumulate) {
+    constexpr Index lanes = 16;
+    Index row = 0;
+    for (; row + lanes <= c.rows; row += lanes) column_group_avx512(c, a, b, accumulate, row, lanes);
+    if (row < c.rows) column_group_avx512(c, a, b, accumulate, row, c.rows - row);
+}
+
+// Columns p .. p + 7 of rows row .. row + valid_rows - 1 (at most 8) of a row-major A, as 8
+// vectors that each hold one column (lanes past valid_rows zero): 128-bit loads that put rows
+// r and r + 4 in the two halves, then a 4 x 4 transpose within each half -- several times faster
+// than AVX2's gathers.
+__attribute__((target("avx2,fma"))) __attribute__((always_inline)) inline void
+load_transposed_8x8(ConstMatrixRef a, Index row, Index p, __m256 columns[8], Index valid_rows) {
+    const auto quarter = [&](Index r, Index offset) __attribute__((target("avx2"))) {
+        return r < valid_rows ? _mm_loadu_ps(&a.at(row + r, p + offset)) : _mm_setzero_ps();
+    };
+    __m256 rows[8];  // rows[4h + i]: columns p + 4h .. p + 4h + 3 of row i (low half) and row i + 4
+    for (int h = 0; h < 2; ++h)
+        for (int i = 0; i < 4; ++i)
+            rows[4 * h + i] = _mm256_insertf128_ps(_mm256_castps128_ps256(quarter(i, 4 * h)), quarter(i + 4, 4 * h), 1);
+    for (int h = 0; h < 2; ++h) {
+        const __m256* four = rows + 4 * h;
+        const __m256 low01 = _mm256_unpacklo_ps(four[0], four[1]), high01 = _mm256_unpackhi_ps(four[0], four[1]);
+        const __m256 low23 = _mm256_unpacklo_ps(four[2], four[3]), high23 = _mm256_unpackhi_ps(four[2], four[3]);
+        columns[4 * h] = _mm256_shuffle_ps(low01, low23, _MM_SHUFFLE(1, 0, 1, 0));
+        columns[4 * h + 1] = _mm256_shuffle_ps(low01, low23, _MM_SHUFFLE(3, 2, 3, 2));
+        columns[4 * h + 2] = _mm256_shuffle_ps(high01, high23, _MM_SHUFFLE(1, 0, 1, 0));
+        columns[4 * h + 3] = _mm256_shuffle_ps(high01, high23, _MM_SHUFFLE(3, 2, 3, 2));
+    }
+}
+
+// One depth step of 8 rows' sums (lanes past valid_rows stay zero): `partial` plus columns
+// p .. p + 7 of the rows, times b[p .. p + 7], one fused multiply-add per column in p order.
+__attribute__((target("avx2,fma"))) __attribute__((always_inline)) inline __m256
+column_step_8x8(ConstMatrixRef a, const float* b, Index row, Index p, Index valid_rows, __m256 partial) {
+    __m256 columns[8];
+    load_transposed_8x8(a, row, p, columns, valid_rows);
+    LATENT_UNROLL
+    for (int q = 0; q < 8; ++q) partial = _mm256_fmadd_ps(columns[q], _mm256_broadcast_ss(b + p + q), partial);
+    return partial;
+}
+
+// The same for column p alone: one masked load, or a gather when A is not column-major.
+__attribute__((target("avx2,fma"))) __attribute__((always_inline)) inline __m256
+column_step_one(ConstMatrixRef a, const float* b, Index row, Index p, __m256i lanes, __m256 partial) {
+    const __m256i offsets = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                               _mm256_set1_epi32(static_cast<int>(a.row_stride)));
+    const float* column = &a.at(row, p);
+    const __m256 values = a.row_stride == 1
+                              ? _mm256_maskload_ps(column, lanes)
+                              : _mm256_mask_i32gather_ps(_mm256_setzero_ps(), column, offsets, _mm256_castsi256_ps(lanes), 4);
+    return _mm256_fmadd_ps(values, _mm256_broadcast_ss(b + p), partial);
+}
+
+// Rows row .. row + valid_rows - 1 (at most 16) of c = A * b: two vectors of 8 rows, each lane
+// one row's sum. Two independent sums hide the latency of each one's chain of fused
+// multiply-adds; a last group of fewer rows masks the lanes past the end.
+__attribute__((target("avx2,fma"))) __attribute__((always_inline)) inline void
+column_group_avx2(MatrixRef c, ConstMatrixRef a, const float* b, bool accumulate, Index row, Index valid_rows) {
+    constexpr Index lanes = 8;
+    const Index valid_low = std::min(valid_rows, lanes), valid_high = valid_rows - valid_low;
+    const __m256i lane_index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i low_lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(valid_low)), lane_index);
+    const __m256i high_lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(valid_high)), lane_index);
+    float* const low_target = &c.at(row, 0);
+    float* const high_target = low_target + lanes * c.row_stride;
+    __m256 total_low = _mm256_setzero_ps(), total_high = _mm256_setzero_ps();
+    for (Index block = 0; block < a.cols; block += kSgemmDepthBlock) {
+        const Index end = std::min(a.cols, block + kSgemmDepthBlock);
+        __m256 low = _mm256_setzero_ps(), high = _mm256_setzero_ps();
+        Index p = block;
+        if (a.col_stride == 1)
+            for (; p + 8 <= end; p += 8) {
+                low = column_step_8x8(a, b, row, p, valid_low, low);
+                if (valid_high > 0) high = column_step_8x8(a, b, row + lanes, p, valid_high, high);
+            }
+        for (; p < end; ++p) {  // the rest of the block, and a column-major A
+            low = column_step_one(a, b, row, p, low_lanes, low);
+            if (valid_high > 0) high = column_step_one(a, b, row + lanes, p, high_lanes, high);
+        }
+        if (block > 0) {
+            total_low = _mm256_add_ps(total_low, low);
+            total_high = _mm256_add_ps(total_high, high);
+        } else if (accumulate) {
+            total_low = _mm256_add_ps(_mm256_maskload_ps(low_target, low_lanes), low);
+            if (valid_high > 0) total_high = _mm256_add_ps(_mm256_maskload_ps(high_target, high_lanes), high);
+        } else {
+            total_low = low;
+            total_high = high;
+        }
+    }
+    _mm256_maskstore_ps(low_target, low_lanes, total_low);
+    if (valid_high > 0) _mm256_maskstore_ps(high_target, high_lanes, total_high);
 }
 
 __attribute__((target("avx2,fma"))) inline void column_product_avx2(MatrixRef c, ConstMatrixRef a, const float* b,
                                                                     bool accumulate) {
-    constexpr Index lanes = 8;
-    const __m256i offsets = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                               _mm256_set1_epi32(static_cast<int>(a.row_stride)));
-    const __m256 all_lanes = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    constexpr Index rows_per_group = 16;
     Index row = 0;
-    for (; row + lanes <= c.rows; row += lanes) {
-        __m256 total = _mm256_setzero_ps();
-        for (Index block = 0; block < a.cols; block += kSgemmDepthBlock) {
-            const Index end = std::min(a.cols, block + kSgemmDepthBlock);
-            __m256 partial = _mm256_setzero_ps();
-            for (Index p = block; p < end; ++p) {
-                const float* column = &a.at(row, p);
-                const __m256 values = a.row_stride == 1 ? _mm256_loadu_ps(column) : _mm256_mask_i32gather_ps(_mm256_setzero_ps(), column, offsets, all_lanes, 4);
-                partial = _mm256_fmadd_ps(values, _mm256_set1_ps(b[p]), partial);
-            }
-            total = block > 0     ? _mm256_add_ps(total, partial)
-                    : accumulate ? _mm256_add_ps(_mm256_loadu_ps(&c.at(row, 0)), partial)
-                                 : partial;
-        }
-        _mm256_storeu_ps(&c.at(row, 0), total);
-    }
-    column_product_rows(c, a, b, accumulate, row);
+    for (; row + rows_per_group <= c.rows; row += rows_per_group)
+        column_group_avx2(c, a, b, accumulate, row, rows_per_group);
+    if (row < c.rows) column_group_avx2(c, a, b, accumulate, row, c.rows - row);
 }
 
 // C = A * B (or C += A * B) over blocks: for each block of columns and each depth block, B's

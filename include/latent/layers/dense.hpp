@@ -148,8 +148,12 @@ private:
 
     // Up to 64 rows per GEMM, and at least 4 chunks for batches of 8 or more.
     static Chunks row_chunks(Index rows) { return batch_chunks(rows, 1, 64, 4); }
-    // Column blocks of a small batch's products: 8 for two threads to share, of 64 columns or more.
-    static Chunks column_chunks(Index columns) { return Chunks{columns, std::max<Index>(64, (columns + 7) / 8)}; }
+    // Column blocks of a small batch's products: up to 8 for two threads to share, of 64 columns or
+    // more, in multiples of 16 -- the rows of W one vector of the one-sample product holds, so a
+    // block's last vector is not a part-filled one (784 units: 7 blocks of 112, not 8 of 98).
+    static Chunks column_chunks(Index columns) {
+        return Chunks{columns, kernels::round_up(std::max<Index>(64, (columns + 7) / 8), 16)};
+    }
     // Weight-gradient rows per GEMM: each block sums over the whole batch. At least 32 rows, and
     // at most 8 blocks: a product's fixed costs (packing the batch's inputs) are paid per block.
     Chunks unit_chunks() const { return Chunks{units_, std::max<Index>(32, (units_ + 7) / 8)}; }
