@@ -45,7 +45,9 @@ for ((pair = 1; pair <= pairs; pair++)); do
     done
 done
 echo "# latency through TCP on the loopback, then through shared memory:"
-latency=$(run --mca btl self,tcp -np 2 "$bench" --mode latency | tee /dev/stderr | sed -n 's/.*exchange_us=\([0-9.]*\).*/\1/p')
+latency_line=$(run --mca btl self,tcp -np 2 "$bench" --mode latency)
+echo "$latency_line"
+latency=$(sed -n 's/.*exchange_us=\([0-9.]*\).*/\1/p' <<<"$latency_line")
 run -np 2 "$bench" --mode latency
 run -np 2 "$bench" --mode exchange
 run -np 1 "$bench" --mode project --alpha-us "$latency"
