@@ -114,6 +114,19 @@ TEST_CASE("AnomalyDetector scales raw samples itself and flags rows off the norm
     CHECK(squared.dimensions() == anomalies.dimensions());
 }
 
+TEST_CASE("AnomalyDetector: a score equal to the threshold is normal, one just above it an anomaly",
+          "[anomaly][detector]") {
+    Trained trained = train_on_normal_rows();
+    AnomalyDetector<float> detector(trained.model, trained.scaler);
+    const Tensor<float> one = rows(1, false, 4);
+    const double score = detector.score(one).front();
+    REQUIRE(score > 0);
+    detector.set_threshold(score);
+    CHECK(detector.is_anomaly(one) == std::vector<bool>{false});
+    detector.set_threshold(std::nextafter(score, 0.0));
+    CHECK(detector.is_anomaly(one) == std::vector<bool>{true});
+}
+
 TEST_CASE("AnomalyDetector save and load: the same scores, decisions, threshold and scaler, bit for bit",
           "[anomaly][detector][serialization]") {
     Trained trained = train_on_normal_rows();

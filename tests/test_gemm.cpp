@@ -77,6 +77,17 @@ TEST_CASE("gemm: blocks of maps (strided views) as operands and result", "[gemm]
     CHECK(result.block(0, 0, 20, 60).cwiseAbs().maxCoeff() == 0.0);  // nothing outside the block
 }
 
+TEST_CASE("gemm: a product of depth 0 is zero: it zeroes the result, or adds nothing to it", "[gemm]") {
+    const RowMatrix a(4, 0), b(0, 3);
+    const RowMatrix before = random_matrix<RowMatrix>(4, 3, 7);
+    std::vector<double> workspace(16);
+    RowMatrix result = before;
+    gemm_without_malloc(result, a, b, workspace, true);
+    CHECK(result == before);
+    gemm_without_malloc(result, a, b, workspace, false);
+    CHECK(result.cwiseAbs().maxCoeff() == 0.0);
+}
+
 TEST_CASE("gemm: wrong shapes and a short workspace are refused", "[gemm]") {
     const RowMatrix a = random_matrix<RowMatrix>(4, 3, 1), b = random_matrix<RowMatrix>(5, 2, 2);
     RowMatrix result(4, 2);
