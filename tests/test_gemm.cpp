@@ -199,29 +199,43 @@ TEST_CASE("LATENT_ISA: names a kernel family the CPU has, else a clear error", "
 
 TEST_CASE("sgemm: one column alone gives the bits it has inside a wider product", "[gemm]") {
     // The one-column path (one sample through a Dense layer) skips packing; it must sum in the
-    // packed kernel's order, so a sample's output does not depend on the batch around it.
+    // packed kernel's order, so a sample's output does not depend on the batch around it. A is
+    // row-major (a Dense layer's weights: transposed loads) or column-major (a frozen layer's
+    // weights by input: plain loads, several vectors of rows at a time); the row counts cover
+    // whole groups and every kind of last group, the depth three depth blocks.
     const auto kernels_here = runnable_vector_kernels();
     if (kernels_here.empty()) {
         test::skip("this CPU has neither AVX2 nor AVX-512");
         return;
     }
-    const Index rows = 45, depth = 700, cols = 9;
-    const FloatRowMatrix a = random_matrix<RowMatrix>(rows, depth, 12).cast<float>();  // row-major: transposed loads
+    const Index depth = 700, cols = 9;
     const FloatRowMatrix b = random_matrix<RowMatrix>(depth, cols, 13).cast<float>();
-    for (Isa isa : kernels_here) {
-        INFO(isa_name(isa));
-        std::vector<float> whole(static_cast<std::size_t>(rows * cols));
-        std::vector<float> workspace(static_cast<std::size_t>(kernels::sgemm_workspace_size(rows, cols, depth)));
-        kernels::sgemm({whole.data(), rows, cols, 1, rows}, {a.data(), rows, depth, depth, 1},
-                       {b.data(), depth, cols, cols, 1}, workspace.data(), static_cast<Index>(workspace.size()), false,
-                       isa);
-        for (Index j = 0; j < cols; ++j) {
-            std::vector<float> column(static_cast<std::size_t>(rows));
-            const FloatRowMatrix b_column = b.col(j);  // contiguous, as one sample's input is
-            kernels::sgemm({column.data(), rows, 1, 1, rows}, {a.data(), rows, depth, depth, 1},
-                           {b_column.data(), depth, 1, 1, 1}, workspace.data(), static_cast<Index>(workspace.size()),
-                           false, isa);
-            CHECK(std::memcmp(column.data(), whole.data() + j * rows, sizeof(float) * rows) == 0);
-        }
+    for (Index rows : {1, 9, 45, 64, 137, 200}) {
+        const FloatRowMatrix a = random_matrix<RowMatrix>(rows, depth, 12).cast<float>();
+        const FloatRowMatrix a_by_column = a.transpose();  // a column-major copy of A
+        const FloatRowMatrix start = random_matrix<RowMatrix>(rows, cols, 14).cast<float>();
+        for (bool column_major : {false, true})
+            for (bool accumulate : {false, true})
+                for (Isa isa : kernels_here) {
+                    INFO(isa_name(isa) << ", " << rows << " rows, A " << (column_major ? "column" : "row")
+                                       << "-major, accumulate " << accumulate);
+                    const kernels::ConstMatrixRef a_ref = column_major
+                                                              ? kernels::ConstMatrixRef{a_by_column.data(), rows, depth, 1, rows}
+                                                              : kernels::ConstMatrixRef{a.data(), rows, depth, depth, 1};
+                    std::vector<float> whole(static_cast<std::size_t>(rows * cols));
+                    for (Index j = 0; j < cols; ++j)
+                        for (Index i = 0; i < rows; ++i) whole[static_cast<std::size_t>(j * rows + i)] = start(i, j);
+                    std::vector<float> workspace(static_cast<std::size_t>(kernels::sgemm_workspace_size(rows, cols, depth)));
+                    kernels::sgemm({whole.data(), rows, cols, 1, rows}, a_ref, {b.data(), depth, cols, cols, 1},
+                                   workspace.data(), static_cast<Index>(workspace.size()), accumulate, isa);
+                    for (Index j = 0; j < cols; ++j) {
+                        std::vector<float> column(static_cast<std::size_t>(rows));
+                        for (Index i = 0; i < rows; ++i) column[static_cast<std::size_t>(i)] = start(i, j);
+                        const FloatRowMatrix b_column = b.col(j);  // contiguous, as one sample's input is
+                        kernels::sgemm({column.data(), rows, 1, 1, rows}, a_ref, {b_column.data(), depth, 1, 1, 1},
+                                       workspace.data(), static_cast<Index>(workspace.size()), accumulate, isa);
+                        CHECK(std::memcmp(column.data(), whole.data() + j * rows, sizeof(float) * rows) == 0);
+                    }
+                }
     }
 }

@@ -35,6 +35,7 @@
 
 #include "models/anomaly_detector.hpp"
 #include "models/autoencoder.hpp"
+#include "models/frozen.hpp"
 #include "models/sequential.hpp"
 #include "models/vae.hpp"
 

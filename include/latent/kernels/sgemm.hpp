@@ -404,6 +404,63 @@ __attribute__((target("avx2,fma"))) inline void column_product_avx2(MatrixRef c,
     if (row < c.rows) column_group_avx2(c, a, b, accumulate, row, c.rows - row);
 }
 
+// c = A * b for a column-major A (a frozen Dense layer's weights by input, W^T): `vectors`
+// vectors of 8 rows at a time, so as many independent chains of fused multiply-adds hide each
+// one's latency, with one plain load per vector and term (the row-major path is bound by its
+// transposes instead). Each lane sums its row by the rule above, so the bits are those of the
+// other paths, on AVX2 and AVX-512 CPUs alike: both run this kernel, which reaches the loads'
+// limit with 8 lanes. C holds the running total between depth blocks (a float stored and loaded
+// back is the same float). A group's last vector may be part-filled (`last_rows` of it valid):
+// it alone is loaded and stored with a mask, as a masked load is slower than a plain one.
+template <int vectors>
+__attribute__((target("avx2,fma"))) __attribute__((always_inline)) inline void
+column_major_group_avx2(MatrixRef c, ConstMatrixRef a, const float* b, bool accumulate, Index row, Index last_rows) {
+    constexpr Index lanes = 8;
+    constexpr int last = vectors - 1;
+    const bool masked = last_rows < lanes;
+    const __m256i last_lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(last_rows)),
+                                                  _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const auto load = [&](const float* from, int v) __attribute__((target("avx2"))) {
+        return v == last && masked ? _mm256_maskload_ps(from, last_lanes) : _mm256_loadu_ps(from);
+    };
+    float* const target = &c.at(row, 0);
+    for (Index block = 0; block < a.cols; block += kSgemmDepthBlock) {
+        const Index end = std::min(a.cols, block + kSgemmDepthBlock);
+        __m256 partial[vectors];
+        for (int v = 0; v < vectors; ++v) partial[v] = _mm256_setzero_ps();
+        for (Index p = block; p < end; ++p) {
+            const float* column = &a.at(row, p);
+            const __m256 factor = _mm256_broadcast_ss(b + p);
+            LATENT_UNROLL
+            for (int v = 0; v < vectors; ++v) partial[v] = _mm256_fmadd_ps(load(column + lanes * v, v), factor, partial[v]);
+        }
+        for (int v = 0; v < vectors; ++v) {
+            float* const out = target + lanes * v;
+            const __m256 total = block > 0 || accumulate ? _mm256_add_ps(load(out, v), partial[v]) : partial[v];
+            if (v == last && masked) _mm256_maskstore_ps(out, last_lanes, total);
+            else _mm256_storeu_ps(out, total);
+        }
+    }
+}
+
+__attribute__((target("avx2,fma"))) inline void column_major_product_avx2(MatrixRef c, ConstMatrixRef a,
+                                                                          const float* b, bool accumulate) {
+    constexpr Index lanes = 8, group = 8 * lanes;
+    Index row = 0;
+    for (; row + group <= c.rows; row += group) column_major_group_avx2<8>(c, a, b, accumulate, row, lanes);
+    const Index rest = c.rows - row, last_rows = rest - (rest - 1) / lanes * lanes;
+    switch ((rest + lanes - 1) / lanes) {
+    case 1: return column_major_group_avx2<1>(c, a, b, accumulate, row, last_rows);
+    case 2: return column_major_group_avx2<2>(c, a, b, accumulate, row, last_rows);
+    case 3: return column_major_group_avx2<3>(c, a, b, accumulate, row, last_rows);
+    case 4: return column_major_group_avx2<4>(c, a, b, accumulate, row, last_rows);
+    case 5: return column_major_group_avx2<5>(c, a, b, accumulate, row, last_rows);
+    case 6: return column_major_group_avx2<6>(c, a, b, accumulate, row, last_rows);
+    case 7: return column_major_group_avx2<7>(c, a, b, accumulate, row, last_rows);
+    default: return;
+    }
+}
+
 // C = A * B (or C += A * B) over blocks: for each block of columns and each depth block, B's
 // block is packed once; for each block of rows, A's block is packed and the macro-kernel runs.
 using MacroKernel = void (*)(const float*, const float*, Index, MatrixRef, Index, Index, bool);
@@ -477,6 +534,8 @@ inline void sgemm(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b, float* worksp
     }
 #if LATENT_X86_KERNELS
     // One column, contiguous: the unpacked path (gather offsets must fit in 32 bits).
+    if (n == 1 && c.row_stride == 1 && b.row_stride == 1 && a.row_stride == 1 && sgemm_available(isa))
+        return detail::column_major_product_avx2(c, a, b.data, accumulate);
     if (n == 1 && c.row_stride == 1 && b.row_stride == 1 && a.row_stride <= (Index{1} << 26)) {
         if (isa == Isa::Avx512) return detail::column_product_avx512(c, a, b.data, accumulate);
         if (isa == Isa::Avx2) return detail::column_product_avx2(c, a, b.data, accumulate);

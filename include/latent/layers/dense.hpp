@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../core/checked.hpp"
@@ -38,6 +39,7 @@ public:
         const Index inputs = input.size();
         checked_product({units_, inputs}, "Dense: weights (units x inputs)");
         weight_.resize(units_, inputs);
+        thaw();
         grad_weight_ = Matrix<T>::Zero(units_, inputs);
         initialize(init_, weight_.data(), weight_.size(), inputs, units_, rng);
         bias_ = Vector<T>::Zero(units_);
@@ -54,10 +56,14 @@ public:
         reserve_gemm(rows, input.cols());
         if (splits_columns(input.rows())) {
             const Chunks blocks = column_chunks(units_);
+            const bool by_input = input.rows() == 1 && weight_by_input_.size() > 0;
             parallel_for(blocks.count(), input.rows() * units_ * input.cols(), [&](Index block, int worker) {
                 const Index first = blocks.begin(block), count = blocks.size(block);
                 auto out = output.middleCols(first, count);
-                scratch().gemm.multiply(worker, out, input, weight_.middleRows(first, count).transpose());
+                if (by_input)
+                    scratch().gemm.multiply(worker, out, input, weight_by_input_.middleCols(first, count));
+                else
+                    scratch().gemm.multiply(worker, out, input, weight_.middleRows(first, count).transpose());
                 if (use_bias_) out.rowwise() += bias_.segment(first, count).transpose();
             });
             return;
@@ -75,6 +81,7 @@ public:
     //           dx[n, i]  = sum_u dy[n, u] * W[u, i]               (dX = dY W)
     // dW is split by blocks of units (each sums over the whole batch: no partial sums to merge).
     void backward(ConstTensorView<T> x, ConstTensorView<T>, ConstTensorView<T> dy, TensorView<T> dx) {
+        thaw();  // training: the weights will change
         const ConstMatrixView<T> input = as_matrix<T>(x);
         const ConstMatrixView<T> grad_output = as_matrix<T>(dy);
         const Chunks unit_blocks = unit_chunks();
@@ -130,7 +137,10 @@ public:
 
     Index units() const { return units_; }
     bool use_bias() const { return use_bias_; }
-    Matrix<T>& weight() { return weight_; }
+    Matrix<T>& weight() {  // (writable: a frozen copy would go stale)
+        thaw();
+        return weight_;
+    }
     const Matrix<T>& weight() const { return weight_; }
     Vector<T>& bias() { return bias_; }
     const Vector<T>& bias() const { return bias_; }
@@ -142,6 +152,19 @@ public:
     // each, and every chunk's GEMM would pack the whole weight matrix again (16 rows x 16384 ->
     // 300: 4 packings of 4.9M weights for 4 rows each); column blocks pack each weight once.
     static bool splits_columns(Index rows) { return rows < 64; }
+
+    // For serving one sample at a time (Frozen, models/frozen.hpp): keeps a copy of the weights
+    // by input, W^T, which the one-sample product reads with plain vector loads instead of
+    // in-register transposes of W's rows -- the same sums in the same order, so the same bits,
+    // for twice the weights' memory. backward() and the writable weight() drop the copy; writes
+    // through parameters() are not seen, which is why Frozen holds its model out of reach.
+    // Only the float vector kernels read it (Eigen's products would sum in another order).
+    void freeze() {
+        if constexpr (std::is_same_v<T, float>)
+            if (kernels::sgemm_available()) weight_by_input_ = weight_.transpose();
+    }
+    void thaw() { weight_by_input_.resize(0, 0); }
+    bool frozen() const { return weight_by_input_.size() > 0; }
 
 private:
     Workspace<T>& scratch() { return scratch_.get(); }
@@ -184,6 +207,7 @@ private:
     Init init_;
     bool use_bias_;
     Matrix<T> weight_, grad_weight_;
+    Matrix<T> weight_by_input_;  // W^T while frozen; else empty
     Vector<T> bias_, grad_bias_;
     detail::ScratchSpace<T> scratch_;  // GEMM packing space
 };

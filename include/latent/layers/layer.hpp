@@ -38,7 +38,9 @@
 //                                    // computes terms, over that slice: weight * (sum over the
 //                                    // slice's samples) / pass.whole_batch(slice size)
 //   void scale_term(double factor);  // multiplies the configured weight (schedules, warm-up)
-// and its backward adds the term's gradient to dx and to its parameter gradients.
+// and its backward adds the term's gradient to dx and to its parameter gradients. For serving:
+//   void freeze();   // keep what makes inference faster (a copy of the weights in another
+//                    // order); backward() must drop it. Frozen (models/frozen.hpp) calls it.
 //
 // backward may be given a dx with no data (dx.data() == nullptr) when nobody needs the input
 // gradient (the first layer of a model); it must then skip computing it. Parameter gradients
@@ -99,6 +101,7 @@ template <class L> using mixes_samples_op = decltype(bool{std::declval<const L&>
 template <class L> using term_op = decltype(std::string{std::declval<const L&>().term()});
 template <class L> using term_value_op = decltype(double{std::declval<const L&>().term_value()});
 template <class L> using scale_term_op = decltype(std::declval<L&>().scale_term(1.0));
+template <class L> using freeze_op = decltype(std::declval<L&>().freeze());
 template <class L, class T>
 using forward_with_pass_op = decltype(std::declval<L&>().forward(std::declval<ConstTensorView<T>>(),
                                                                  std::declval<TensorView<T>>(), std::declval<const Pass&>()));
@@ -197,6 +200,7 @@ public:
     std::string term() const { return self_->term(); }
     double term_value() const { return self_->term_value(); }
     void scale_term(double factor) { self_->scale_term(factor); }
+    void freeze() { self_->freeze(); }
 
     // The held layer if it is an L, else nullptr.
     template <class L> L* get() {
@@ -231,6 +235,7 @@ private:
         virtual std::string term() const = 0;
         virtual double term_value() const = 0;
         virtual void scale_term(double factor) = 0;
+        virtual void freeze() = 0;
     };
 
     // Forwards to L's members, or gives the contract's default where L has none.
@@ -300,6 +305,9 @@ private:
         void scale_term(double factor) override {
             if constexpr (detail::is_detected<detail::scale_term_op, L>) layer.scale_term(factor);
             else (void)factor;
+        }
+        void freeze() override {
+            if constexpr (detail::is_detected<detail::freeze_op, L>) layer.freeze();
         }
         L layer;
     };

@@ -215,6 +215,10 @@ public:
     void zero_grad() {
         for (auto& parameter : parameters_) std::fill_n(parameter.grad, parameter.size, T(0));
     }
+    // Prepares every layer for inference only (the layer contract's freeze()); for Frozen.
+    void freeze() {
+        for (auto& layer : layers_) layer.freeze();
+    }
     // The name of the layer nearest the output whose parameter gradient holds a NaN or an
     // infinity (where a numeric failure showed first during backward), or "" if all are finite.
     std::string first_nonfinite_gradient(const std::string& prefix = "") const {

@@ -294,6 +294,11 @@ public:
         encoder_.zero_grad();
         decoder_.zero_grad();
     }
+    void freeze() {  // for Frozen (models/frozen.hpp)
+        encoder_.freeze();
+        sampler_.freeze();
+        decoder_.freeze();
+    }
     bool has_logistic_output() const { return decoder_.logistic_head() >= 0; }
     bool mixes_samples() const { return encoder_.mixes_samples() || sampler_.mixes_samples() || decoder_.mixes_samples(); }
     const std::vector<std::string>& term_names() const { return term_names_; }
