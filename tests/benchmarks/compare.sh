@@ -8,6 +8,7 @@
 #   tests/benchmarks/compare.sh [--build default|hand|native|both|all] [--pairs N] [--quick]
 #                               [--workloads W1,W2] [--seconds S] [--calls N]
 #                               [--omp-wait-policy active|passive] [--background none|busy|train]
+#                               [--gradient-chunks N]
 #
 #   --build B        default: the CMake Release build a user gets (no -march flag; the kernels
 #                    are chosen at run time); hand: the README's by-hand g++ line;
@@ -23,6 +24,8 @@
 #                    user runs it; latent has its own threads)
 #   --background L   other work on the machine during the measurements: busy = one busy loop,
 #                    train = a second latent training process (W2, 1 thread); default none
+#   --gradient-chunks N  latent's training with FitOptions::gradient_chunks = N (default 1, fit()'s
+#                    default: whole batches); N > 1 runs whole chunks on each thread
 # Installs what is missing (python3-torch, libopenblas0-pthread, the build tools) with apt-get,
 # as root or through sudo. Raw RESULT lines go to build-bench/compare-results.txt.
 set -euo pipefail
@@ -39,8 +42,9 @@ wait_policy=""
 build_mode=default
 calls=10000
 background=none
+gradient_chunks=1
 
-usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while (($# > 0)); do
     case $1 in
         --pairs) pairs=$2; shift 2 ;;
@@ -48,6 +52,7 @@ while (($# > 0)); do
         --build) build_mode=$2; shift 2 ;;
         --calls) calls=$2; shift 2 ;;
         --background) background=$2; shift 2 ;;
+        --gradient-chunks) gradient_chunks=$2; shift 2 ;;
         --workloads) workloads=$2; shift 2 ;;
         --seconds) seconds=$2; shift 2 ;;
         --omp-wait-policy) wait_policy=$2; shift 2 ;;
@@ -56,6 +61,7 @@ while (($# > 0)); do
     esac
 done
 [[ $pairs =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: --pairs needs a positive integer" >&2; exit 2; }
+[[ $gradient_chunks =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: --gradient-chunks needs a positive integer" >&2; exit 2; }
 case $build_mode in
     default) builds=(default) ;;
     native) builds=(native) ;;
@@ -145,7 +151,7 @@ echo "latent kernels: $(latent_run "${builds[0]}" --gemm-peak --seconds 0.01 | s
     "(chosen at run time; LATENT_ISA=${LATENT_ISA:-unset})"
 torch_run --blas-info
 echo "pairs: $pairs (alternating latent, PyTorch), $seconds s timed per process after $warmup warm-up steps"
-echo "OMP_WAIT_POLICY: ${OMP_WAIT_POLICY:-unset}; background work: $background"
+echo "OMP_WAIT_POLICY: ${OMP_WAIT_POLICY:-unset}; background work: $background; latent training: gradient_chunks=$gradient_chunks"
 echo
 
 # --- other work on the machine (--background) --------------------------------------------------
@@ -192,8 +198,12 @@ for config in "${configs[@]}"; do
             for ((pair = 1; pair <= pairs; ++pair)); do
                 common=(--workload "$workload" --batch "$batch" --threads "$threads" --mode "$mode"
                         --seconds "$seconds" --warmup "$warmup")
+                latent_only=()
+                [[ $mode == train ]] && latent_only=(--gradient-chunks "$gradient_chunks")
                 printf ' '
-                for build in "${builds[@]}"; do printf '%s/' "$(record "$(latent_run "$build" "${common[@]}")" img_per_s)"; done
+                for build in "${builds[@]}"; do
+                    printf '%s/' "$(record "$(latent_run "$build" "${common[@]}" "${latent_only[@]}")" img_per_s)"
+                done
                 printf '%s' "$(record "$(torch_run "${common[@]}" | grep '^RESULT')" img_per_s)"
             done
             echo

@@ -12,9 +12,10 @@
 // to show what the loop itself costs. Inference is Autoencoder::reconstruct() on the batch
 // (eval mode, forward only, result copied into a new tensor as a user gets it).
 //
-//   latent_bench --workload W1 --mode latency [--calls 10000]
+//   latent_bench --workload W1 --mode latency [--calls 10000] [--serve frozen|model]
 //
-// W5, the deployment case: one sample at a time through forward() and its anomaly score (the
+// W5, the deployment case: one sample at a time through forward() of a Frozen copy of the model
+// (models/frozen.hpp; --serve model: of the model itself) and its anomaly score (the
 // mean squared reconstruction error), --calls times; prints the p50 and p99 latency in
 // microseconds and the heap allocations per call (counted by this program's operator new).
 //
@@ -75,7 +76,9 @@ struct Options {
     int min_steps = 3;
     bool check_finite = true;
     Index micro_batch = 0;  // FitOptions::micro_batch (0: fit()'s automatic choice)
+    Index gradient_chunks = 1;  // FitOptions::gradient_chunks (1: whole batches, fit()'s default)
     long calls = 10000;     // latency mode
+    std::string serve = "frozen";  // latency mode: frozen | model
     bool gemm_peak = false;
 };
 
@@ -137,6 +140,7 @@ Measurement train_with_fit(Autoencoder<float>& model, const Tensor<float>& batch
     fit.verbose = 0;
     fit.check_finite = options.check_finite;
     fit.micro_batch = options.micro_batch;
+    fit.gradient_chunks = options.gradient_chunks;
     fit.callbacks.push_back([&](EpochEnd<float>& end) { end.stop = timer.step_done(); });
     const History history = model.fit(batch, batch, loss, adam, fit);
     Measurement result = timer.result();
@@ -155,6 +159,7 @@ Measurement train_with_steps(Autoencoder<float>& model, const Tensor<float>& bat
     step_batch.input_shape = step_batch.target_shape = model.input_shape();
     step_batch.check_finite = options.check_finite;
     step_batch.slice_size = detail::micro_batch_size<float>(model, loss, step_batch.count, options.micro_batch);
+    step_batch.share.chunks = options.gradient_chunks;
     double value = 0;
     for (Index step = 0;; ++step) {
         step_batch.pass = Pass::training_batch(0, 0, step, step_batch.count);
@@ -180,8 +185,9 @@ Measurement infer(Autoencoder<float>& model, const Tensor<float>& batch, const O
     return result;
 }
 
-// W5: one sample per call, the way a service scores requests.
-int measure_latency(Autoencoder<float>& model, const bench::Workload& workload, const Options& options) {
+// W5: one sample per call, the way a service scores requests: through a Frozen copy of the
+// model (--serve frozen, the default), or through the model itself (--serve model).
+template <class Scorer> int measure_latency(Scorer& model, const bench::Workload& workload, const Options& options) {
     const Tensor<float> samples = bench::random_batch(workload, 64);
     const Index sample_size = workload.input.size();
     const auto score = [&](long call) {
@@ -209,10 +215,10 @@ int measure_latency(Autoencoder<float>& model, const bench::Workload& workload, 
         return microseconds[static_cast<std::size_t>(p * static_cast<double>(microseconds.size() - 1))];
     };
     std::printf("RESULT framework=latent workload=%s batch=1 threads=%d mode=latency calls=%ld p50_us=%.2f p99_us=%.2f "
-                "allocations_per_call=%.3f isa=%s checksum=%.6g\n",
+                "allocations_per_call=%.3f isa=%s checksum=%.6g serve=%s\n",
                 workload.name.c_str(), options.threads, options.calls, percentile(0.5), percentile(0.99),
                 static_cast<double>(allocations) / static_cast<double>(options.calls), isa_name(active_isa()),
-                checksum);
+                checksum, options.serve.c_str());
     return 0;
 }
 
@@ -255,7 +261,9 @@ void usage(std::ostream& out) {
     out << "usage: latent_bench --workload W1|W2|W3|W4 [--batch N] [--threads N] [--mode train|infer|latency]\n"
            "                    [--loop fit|step] [--seconds S] [--warmup N] [--min-steps N] [--no-check-finite]\n"
            "                    [--micro-batch N]  (samples per forward/backward pass; default: automatic)\n"
+           "                    [--gradient-chunks N]  (FitOptions::gradient_chunks; default 1)\n"
            "                    [--calls N]  (latency mode: one-sample calls to time; default 10000)\n"
+           "                    [--serve frozen|model]  (latency mode: through Frozen, the default, or the model)\n"
            "       latent_bench --gemm-peak [--threads N] [--seconds S]   (float GEMM on 1024^3)\n"
            "       latent_bench --list     (the workloads and their batch sizes, one per line)\n"
            "Prints: RESULT framework=latent workload=.. batch=.. threads=.. mode=.. steps=.. seconds=..\n"
@@ -280,7 +288,9 @@ Options parse(int argc, char** argv) {
         else if (flag == "--min-steps") options.min_steps = std::stoi(value(i));
         else if (flag == "--no-check-finite") options.check_finite = false;
         else if (flag == "--micro-batch") options.micro_batch = std::stol(value(i));
+        else if (flag == "--gradient-chunks") options.gradient_chunks = std::stol(value(i));
         else if (flag == "--calls") options.calls = std::stol(value(i));
+        else if (flag == "--serve") options.serve = value(i);
         else if (flag == "--gemm-peak") options.gemm_peak = true;
         else if (flag == "--list") {
             for (const auto& workload : bench::all_workloads())
@@ -298,6 +308,7 @@ Options parse(int argc, char** argv) {
     detail::require(options.mode == "train" || options.mode == "infer" || options.mode == "latency", "latent_bench",
                     "--mode is train, infer or latency");
     detail::require(options.calls >= 1, "latent_bench", "--calls must be >= 1");
+    detail::require(options.serve == "frozen" || options.serve == "model", "latent_bench", "--serve is frozen or model");
     detail::require(options.threads >= 1, "latent_bench", "--threads must be >= 1");
     detail::require(options.loop == "fit" || options.loop == "step", "latent_bench", "--loop is fit or step");
     detail::require(options.warmup >= 1, "latent_bench", "--warmup must be >= 1");
@@ -314,7 +325,11 @@ int run(int argc, char** argv) {
 
     Autoencoder<float> model = bench::build_model(workload, 42);
     const Tensor<float> batch = bench::random_batch(workload, options.batch);
-    if (options.mode == "latency") return measure_latency(model, workload, options);
+    if (options.mode == "latency" && options.serve == "model") return measure_latency(model, workload, options);
+    if (options.mode == "latency") {
+        Frozen<Autoencoder<float>> frozen(model);
+        return measure_latency(frozen, workload, options);
+    }
     const Loss<float> loss = bench::make_loss(workload.loss);
     Measurement result;
     if (options.mode == "infer") result = infer(model, batch, options);
@@ -324,11 +339,12 @@ int run(int argc, char** argv) {
     const double images_per_second = static_cast<double>(result.steps * options.batch) / result.seconds;
     const double gflops = images_per_second * bench::flops_per_sample(workload, options.mode == "train") / 1e9;
     std::printf("RESULT framework=latent workload=%s batch=%ld threads=%d mode=%s loop=%s steps=%lld "
-                "seconds=%.4f img_per_s=%.2f gflops=%.2f cpu_util=%.2f peak_rss_kb=%ld loss=%.6g threads_built=%d isa=%s\n",
+                "seconds=%.4f img_per_s=%.2f gflops=%.2f cpu_util=%.2f peak_rss_kb=%ld loss=%.6g threads_built=%d isa=%s "
+                "gradient_chunks=%ld\n",
                 workload.name.c_str(), static_cast<long>(options.batch), options.threads, options.mode.c_str(),
                 options.mode == "infer" ? "reconstruct" : options.loop.c_str(), result.steps, result.seconds,
                 images_per_second, gflops, result.cpu_seconds / result.seconds, peak_rss_kb(), result.last_loss,
-                has_threads() ? 1 : 0, isa_name(active_isa()));
+                has_threads() ? 1 : 0, isa_name(active_isa()), static_cast<long>(options.gradient_chunks));
     return 0;
 }
 
