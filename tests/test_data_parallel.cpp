@@ -4,7 +4,6 @@
 // tests/mpi runs the same over MPI.
 #include "helpers.hpp"
 
-#include <any>
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
@@ -150,24 +149,18 @@ std::vector<std::vector<float>> train_on(int ranks, Index chunks) {
     return weights;
 }
 
-// The first `count` samples of `data` as a training step's batch, in `chunks` chunks.
-template <class T> Batch<T> first_batch(const Tensor<T>& data, Index count, Index chunks) {
-    Batch<T> batch;
-    batch.inputs = batch.targets = data.data();
-    batch.count = count;
-    batch.input_shape = batch.target_shape = Shape{1, 8, 8};
-    batch.pass = Pass::training_batch(4, 0, 0, count);
-    batch.share.chunks = chunks;
-    return batch;
-}
-
 }  // namespace
 
 TEST_CASE("gradient chunks: a step's gradients and loss equal the whole batch's (double, 1e-12)", "[data_parallel]") {
     const Tensor<double> data = patterns<double>(13);
     auto gradients = [&](Index chunks, double* loss) {
         auto model = conv_model_with_dropout<double>();
-        const Batch<double> batch = first_batch(data, 13, chunks);
+        Batch<double> batch;
+        batch.inputs = batch.targets = data.data();
+        batch.count = 13;
+        batch.input_shape = batch.target_shape = Shape{1, 8, 8};
+        batch.pass = Pass::training_batch(4, 0, 0, 13);
+        batch.share.chunks = chunks;
         StepScratch<double> scratch;
         SGD<double> no_update(0.0);
         *loss = train_step(model, Loss<double>(MeanSquaredError<double>()), no_update, batch, scratch).total();
@@ -197,59 +190,6 @@ TEST_CASE("gradient chunks: the same weights at 1 and 2 threads, and not those o
     const std::vector<float> one_thread = train_alone(16, 1);
     CHECK(same_bits(one_thread, train_alone(16, 2)));
     CHECK_FALSE(same_bits(one_thread, train_alone(1, 1)));  // the tree adds in another order
-}
-
-// A model with a term whose weight a schedule raises every epoch: the copies of the model that
-// threads 1, 2, ... pass their chunks through must follow it.
-Autoencoder<float> model_with_scheduled_term() {
-    return Autoencoder<float>(Encoder<float>{Flatten<float>(), Dense<float>(64), ReLU<float>(), ActivityL1<float>(0.05)},
-                              Decoder<float>{Dense<float>(64), Sigmoid<float>(), Reshape<float>({1, 8, 8})}, {1, 8, 8}, 5);
-}
-
-History train_with_schedule(int threads, std::vector<float>& weights) {
-    set_num_threads(threads);
-    const Tensor<float> data = patterns<float>(sample_count);
-    auto model = model_with_scheduled_term();
-    Adam<float> adam(3e-3);
-    auto options = chunked(3, 4);
-    options.callbacks.push_back(TermWeightSchedule<float>("sparsity", linear_warmup(3)));
-    const History history = model.fit(data, data, MeanSquaredError<float>(), adam, options);
-    set_num_threads(1);
-    weights = weights_of(model);
-    return history;
-}
-
-TEST_CASE("gradient chunks on threads: each thread but the first passes its chunks through its own copy of the model",
-          "[data_parallel]") {
-    const Tensor<float> data = patterns<float>(sample_count);
-    auto model = conv_model_with_dropout<float>();
-    const Batch<float> batch = first_batch(data, 12, 4);
-    StepScratch<float> scratch;
-    Adam<float> adam(1e-3);
-    set_num_threads(2);
-    train_step(model, Loss<float>(MeanSquaredError<float>()), adam, batch, scratch);
-    set_num_threads(1);
-    const auto* copies = std::any_cast<std::vector<Autoencoder<float>>>(&scratch.model_copies);
-    REQUIRE(copies != nullptr);
-    CHECK(copies->size() == 1);
-    // The copy took the weights the step started from, not those of the update.
-    CHECK_FALSE(same_bits(weights_of(copies->front()), weights_of(model)));
-    scratch.model_changed();
-    CHECK_FALSE(scratch.model_copies.has_value());
-}
-
-TEST_CASE("gradient chunks on threads: a term's scheduled weight reaches every thread, and 2 threads give 1 thread's "
-          "weights, terms and losses",
-          "[data_parallel]") {
-    std::vector<float> one_thread, two_threads;
-    const History alone = train_with_schedule(1, one_thread);
-    const History both = train_with_schedule(2, two_threads);
-    CHECK(same_bits(one_thread, two_threads));
-    REQUIRE(alone.terms.size() == 2);
-    CHECK(alone.loss == both.loss);
-    CHECK(alone.terms[1] == both.terms[1]);
-    CHECK(alone.terms[1][0] == 0.0);  // the warm-up's first epoch weighs the term 0
-    CHECK(alone.terms[1][2] > 0.0);
 }
 
 TEST_CASE("data parallel: 2 and 4 processes train the weights of one, bit for bit", "[data_parallel]") {

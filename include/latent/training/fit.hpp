@@ -369,7 +369,6 @@ History run_epochs(Model& model, const Loss<T>& loss, OptimizerType& optimizer, 
                             [&](double lr) { optimizer.set_learning_rate(lr); },
                             [&](const std::string& term, double factor) { model.scale_term(term, factor); }};
         for (auto& callback : callbacks) callback.on_epoch_begin(begin);
-        scratch.model_changed();  // a callback may have scaled a term
         progress.start_epoch(epoch, batches);
         sums.start(model.term_names().size());
         bool gradients_seen = false;

@@ -50,14 +50,6 @@ public:
         while (depth_ >= 2 && levels_[depth_ - 1] == levels_[depth_ - 2]) merge_top_two();
     }
 
-    // push() of a present leaf written elsewhere (size() values or more): the tree takes its
-    // buffer without a copy and gives `leaf` one of its own in exchange (grow it before reuse).
-    void push(std::vector<T>& leaf) {
-        next_leaf();
-        std::swap(buffers_[depth_], leaf);
-        push(true);
-    }
-
     bool complete() const { return depth_ == 1; }
     bool root_present() const { return present_[0] != 0; }
     T* root() { return buffers_[0].data(); }

@@ -16,9 +16,7 @@
 // batch may instead be cut into Batch::share.chunks chunks whose gradients are computed alone and
 // added in a fixed tree (core/communicator.hpp, gradient_tree.hpp); each process then holds and
 // passes only its share of the chunks, and the objective's value is the chunks' values added in
-// chunk order. With several threads, each chunk runs whole on one thread, through a copy of the
-// model for each thread but the first (StepScratch::model_copies): one meeting of the threads
-// per round of chunks instead of one per layer, and the same bits as the chunks in turn.
+// chunk order.
 //
 // A model M that fit() trains provides (Sequential, Autoencoder and VariationalAutoencoder do):
 //   using Scalar = T;
@@ -38,11 +36,9 @@
 #pragma once
 
 #include <algorithm>
-#include <any>
 #include <cmath>
 #include <optional>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "../core/communicator.hpp"
@@ -105,19 +101,6 @@ template <class T> struct StepScratch {
     StepValues chunk_values;  // of the chunk passing
     std::vector<double> packed_values, all_values;
     detail::ExchangeScratch<T> exchange;
-    // Chunks on several threads (pass_chunks_on_threads): thread w > 0 passes its chunks through
-    // its own copy of the model, whose activations and gradients are its own. A std::any holds
-    // the std::vector<Model> of copies, as this memory does not otherwise depend on the model.
-    std::any model_copies;
-    std::vector<char> copy_has_weights;        // per thread: its copy holds this step's weights
-    std::vector<std::vector<T>> worker_grad;   // per thread: dLoss/d(output) of its slice
-    std::vector<StepValues> worker_values;     // per thread: the values of its chunk
-    std::vector<std::vector<T>> round_leaves;  // per chunk of a round: its gradient
-
-    // The copies take the model's weights at every step, but anything else of it (a term's
-    // scale, a layer's setting) only when made: call this after changing such a thing between
-    // steps, and they are made again. fit() calls it before every epoch.
-    void model_changed() { model_copies.reset(); }
 };
 
 namespace detail {
@@ -200,7 +183,7 @@ template <class Model> void add_terms(const Model& model, StepValues& values) {
 // parameter gradients add up in the parameters' grad, the objective's parts in `values`.
 template <class T, class Model>
 void pass_slices(Model& model, const Loss<T>& loss, const Batch<T>& batch, Index first, Index count,
-                 std::vector<T>& grad_memory, StepValues& values) {
+                 StepScratch<T>& scratch, StepValues& values) {
     const Chunks slices{count, batch.slice_size > 0 ? std::min(batch.slice_size, count) : count};
     for (Index slice = 0; slice < slices.count(); ++slice) {
         Pass pass = batch.pass;
@@ -209,103 +192,9 @@ void pass_slices(Model& model, const Loss<T>& loss, const Batch<T>& batch, Index
         const double weight = slice_weight(loss.reduction(), slices.size(slice), batch.count);
         const ConstTensorView<T> output = model.forward(batch.input_slice(pass.first_sample, slices.size(slice)), pass);
         const ConstTensorView<T> targets = batch.target_slice(pass.first_sample, slices.size(slice));
-        values.reconstruction += weight * slice_loss(loss, output, targets, pass, weight, grad_memory);
-        model.backward(view<T>(static_cast<const T*>(grad_memory.data()), slices.size(slice), sample_shape<T>(output)), pass);
+        values.reconstruction += weight * slice_loss(loss, output, targets, pass, weight, scratch.grad);
+        model.backward(view<T>(static_cast<const T*>(scratch.grad.data()), slices.size(slice), sample_shape<T>(output)), pass);
         add_terms(model, values);
-    }
-}
-
-// Samples in chunk `chunk` of the batch.
-template <class T> Index chunk_count(const Batch<T>& batch, Index chunk) {
-    return chunk_begin(batch.count, batch.share.chunks, chunk + 1) - chunk_begin(batch.count, batch.share.chunks, chunk);
-}
-
-// One non-empty chunk through `model`, from zero gradients: its gradient into `leaf` (`leaf_size`
-// values), its values into `packed` (the reconstruction loss, then the terms).
-template <class T, class Model>
-void pass_chunk(Model& model, const Loss<T>& loss, const Batch<T>& batch, Index chunk, std::vector<T>& grad_memory,
-                StepValues& values, T* leaf, Index leaf_size, double* packed) {
-    values.clear(model.term_names().size());
-    model.zero_grad();
-    pass_slices(model, loss, batch, chunk_begin(batch.count, batch.share.chunks, chunk), chunk_count(batch, chunk),
-                grad_memory, values);
-    flatten_gradients(model.parameters(), leaf, leaf_size);
-    packed[0] = values.reconstruction;
-    std::copy(values.terms.begin(), values.terms.end(), packed + 1);
-}
-
-// The chunks of this process's share one after another, each through the model (whose layers
-// may spread their own loops over the threads).
-template <class T, class Model>
-void pass_chunks_in_turn(Model& model, const Loss<T>& loss, const Batch<T>& batch, StepScratch<T>& scratch) {
-    const BatchShare& share = batch.share;
-    const std::size_t parts = 1 + model.term_names().size();
-    for (Index chunk = share.first_chunk(); chunk < share.end_chunk(); ++chunk) {
-        const bool present = chunk_count(batch, chunk) > 0;
-        if (present)
-            pass_chunk(model, loss, batch, chunk, scratch.grad, scratch.chunk_values,
-                       scratch.chunk_tree.next_leaf(), scratch.chunk_tree.size(),
-                       scratch.packed_values.data() + (chunk - share.first_chunk()) * parts);
-        scratch.chunk_tree.push(present);
-    }
-}
-
-// The copies of the model for threads 1 .. threads-1, made when missing (or after
-// model_changed()), with no weights of this step yet.
-template <class T, class Model> std::vector<Model>& model_copies(const Model& model, StepScratch<T>& scratch, int threads) {
-    auto* copies = std::any_cast<std::vector<Model>>(&scratch.model_copies);
-    if (copies == nullptr || copies->size() + 1 < static_cast<std::size_t>(threads)) {
-        scratch.model_copies = std::vector<Model>(static_cast<std::size_t>(threads - 1), model);
-        copies = std::any_cast<std::vector<Model>>(&scratch.model_copies);
-    }
-    scratch.copy_has_weights.assign(static_cast<std::size_t>(threads), 0);
-    return *copies;
-}
-
-template <class T> void copy_parameter_values(const std::vector<Parameter<T>>& from, const std::vector<Parameter<T>>& to) {
-    for (std::size_t p = 0; p < from.size(); ++p) std::copy_n(from[p].value, from[p].size, to[p].value);
-}
-
-// The chunks of this process's share on `threads` threads, `threads` chunks at a time: each
-// chunk runs on one thread from start to end (its layers' loops run on that thread), the master
-// model on thread 0 and a copy on each other thread, so threads meet once per round instead of
-// once per layer. Each chunk's sum is the same as in turn, and the tree the same, so the bits
-// are too.
-template <class T, class Model>
-void pass_chunks_on_threads(Model& model, const Loss<T>& loss, const Batch<T>& batch, StepScratch<T>& scratch,
-                            int threads) {
-    std::vector<Model>& copies = model_copies(model, scratch, threads);
-    const auto workers = static_cast<std::size_t>(threads);
-    if (scratch.worker_grad.size() < workers) scratch.worker_grad.resize(workers);
-    if (scratch.worker_values.size() < workers) scratch.worker_values.resize(workers);
-    if (scratch.round_leaves.size() < workers) scratch.round_leaves.resize(workers);
-    const BatchShare& share = batch.share;
-    const std::size_t parts = 1 + model.term_names().size();
-    const Index leaf_size = scratch.chunk_tree.size();
-    for (Index round_first = share.first_chunk(); round_first < share.end_chunk(); round_first += threads) {
-        const Index round = std::min<Index>(threads, share.end_chunk() - round_first);
-        // (about a multiply-add per parameter and sample forward, and two backward)
-        const Index work = 3 * chunk_count(batch, round_first) * round * model.parameter_count();
-        parallel_for(round, work, [&](Index i, int worker) {
-            const Index chunk = round_first + i;
-            if (chunk_count(batch, chunk) == 0) return;
-            Model& runner = worker == 0 ? model : copies[static_cast<std::size_t>(worker - 1)];
-            if (worker > 0 && !scratch.copy_has_weights[static_cast<std::size_t>(worker)]) {
-                copy_parameter_values(model.parameters(), runner.parameters());
-                scratch.copy_has_weights[static_cast<std::size_t>(worker)] = 1;
-            }
-            std::vector<T>& leaf = scratch.round_leaves[static_cast<std::size_t>(i)];
-            grow(leaf, leaf_size);
-            pass_chunk(runner, loss, batch, chunk, scratch.worker_grad[static_cast<std::size_t>(worker)],
-                       scratch.worker_values[static_cast<std::size_t>(worker)], leaf.data(), leaf_size,
-                       scratch.packed_values.data() + (chunk - share.first_chunk()) * parts);
-        });
-        for (Index i = 0; i < round; ++i) {
-            if (chunk_count(batch, round_first + i) > 0)
-                scratch.chunk_tree.push(scratch.round_leaves[static_cast<std::size_t>(i)]);
-            else
-                scratch.chunk_tree.push(false);
-        }
     }
 }
 
@@ -334,12 +223,21 @@ void pass_chunks(Model& model, const Loss<T>& loss, const Batch<T>& batch, StepS
     scratch.chunk_tree.start(segment * share.ranks);
     scratch.packed_values.assign(static_cast<std::size_t>(local_chunks) * parts, 0.0);
     agree(communicator, "fit", [&] {
-        // (A model that cannot be copied has its chunks passed in turn.)
-        if constexpr (std::is_copy_constructible_v<Model>) {
-            const int threads = static_cast<int>(std::min<Index>(num_threads(), local_chunks));
-            if (threads > 1) return pass_chunks_on_threads(model, loss, batch, scratch, threads);
+        for (Index chunk = share.first_chunk(); chunk < share.end_chunk(); ++chunk) {
+            const Index first = chunk_begin(batch.count, share.chunks, chunk);
+            const Index count = chunk_begin(batch.count, share.chunks, chunk + 1) - first;
+            if (count > 0) {
+                StepValues& values = scratch.chunk_values;
+                values.clear(parts - 1);
+                model.zero_grad();
+                pass_slices(model, loss, batch, first, count, scratch, values);
+                flatten_gradients(model.parameters(), scratch.chunk_tree.next_leaf(), scratch.chunk_tree.size());
+                double* packed = scratch.packed_values.data() + (chunk - share.first_chunk()) * parts;
+                packed[0] = values.reconstruction;
+                std::copy(values.terms.begin(), values.terms.end(), packed + 1);
+            }
+            scratch.chunk_tree.push(count > 0);
         }
-        pass_chunks_in_turn(model, loss, batch, scratch);
     });
     const std::vector<double>* all_values = &scratch.packed_values;
     if (share.whole()) {
@@ -357,15 +255,14 @@ void pass_chunks(Model& model, const Loss<T>& loss, const Batch<T>& batch, StepS
 }  // namespace detail
 
 // One optimisation step. With share.chunks > 1 or several processes, every process ends with
-// the same gradients, values and update (see pass_chunks). With share.chunks > 1 and several
-// threads, call scratch.model_changed() after changing the model other than its weights.
+// the same gradients, values and update (see pass_chunks).
 template <class T, class Model, class OptimizerType>
 const StepValues& train_step(Model& model, const Loss<T>& loss, OptimizerType& optimizer, const Batch<T>& batch,
                              StepScratch<T>& scratch) {
     model.zero_grad();
     scratch.values.clear(model.term_names().size());
     if (batch.share.chunks == 1 && batch.share.whole())
-        detail::pass_slices(model, loss, batch, 0, batch.count, scratch.grad, scratch.values);
+        detail::pass_slices(model, loss, batch, 0, batch.count, scratch, scratch.values);
     else
         detail::pass_chunks(model, loss, batch, scratch);
     if (batch.check_finite) {
