@@ -25,7 +25,7 @@
 #   --background L   other work on the machine during the measurements: busy = one busy loop,
 #                    train = a second latent training process (W2, 1 thread); default none
 #   --gradient-chunks N  latent's training with FitOptions::gradient_chunks = N (default 1, fit()'s
-#                    default: whole batches); N > 1 runs whole chunks on each thread
+#                    default: whole batches; see the README, Training on several machines)
 # Installs what is missing (python3-torch, libopenblas0-pthread, the build tools) with apt-get,
 # as root or through sudo. Raw RESULT lines go to build-bench/compare-results.txt.
 set -euo pipefail
