@@ -533,7 +533,8 @@ inline void sgemm(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b, float* worksp
         return;
     }
 #if LATENT_X86_KERNELS
-    // One column, contiguous: the unpacked path (gather offsets must fit in 32 bits).
+    // One column, contiguous: the unpacked paths -- plain loads for a column-major A (on AVX2
+    // and AVX-512 alike), else transposes or gathers (gather offsets must fit in 32 bits).
     if (n == 1 && c.row_stride == 1 && b.row_stride == 1 && a.row_stride == 1 && sgemm_available(isa))
         return detail::column_major_product_avx2(c, a, b.data, accumulate);
     if (n == 1 && c.row_stride == 1 && b.row_stride == 1 && a.row_stride <= (Index{1} << 26)) {

@@ -1,9 +1,8 @@
 // Frozen<Model>: a trained model for serving, e.g. scoring requests one sample at a time. It
 // holds its own copy of the model, prepared for inference only (on the float vector kernels a
 // Dense layer keeps its weights by input as well, so a one-sample product reads them with plain
-// vector loads: Dense::freeze),
-// and offers inference only -- no training, no access to the weights -- so the prepared copy
-// cannot go stale. Its outputs are the model's, bit for bit; a model trained further is frozen
+// vector loads: Dense::freeze), and offers inference only -- no training, no access to the
+// weights -- so the prepared copy cannot go stale. Its outputs are the model's, bit for bit; a model trained further is frozen
 // again to serve its new weights.
 //
 //   latent::Frozen<latent::Autoencoder<float>> scorer(model);
