@@ -3,7 +3,11 @@
 #include <latent/latent.hpp>
 #include <latent/losses/loss.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
 #include <initializer_list>
 #include <string>
 #include <utility>
@@ -140,6 +144,85 @@ TEST_CASE("BinaryCrossEntropy: value, gradient and per-sample losses by hand", "
     check_values(result.grad, {1 / 0.8 / 4, -1 / 0.9 / 4, -1 / 0.6 / 4, 1 / 0.7 / 4});
     CHECK(result.per_sample[0] == Approx((terms[0] + terms[1]) / 2).epsilon(1e-12));
     CHECK(result.per_sample[1] == Approx((terms[2] + terms[3]) / 2).epsilon(1e-12));
+}
+
+TEST_CASE("logarithm: the SSE2, AVX2 and AVX-512 paths give the same bits as each other and as "
+          "Eigen's SSE2 log, tails and special values included", "[losses][bce][kernels]") {
+    std::vector<float> x;
+    for (float v = 1e-7f; v <= 1.0f; v += 0.000371f) x.push_back(v);  // BCE's range
+    Rng rng(11);
+    for (int i = 0; i < 100000; ++i) {  // any bit pattern: negative, denormal, huge, NaN
+        const auto bits = static_cast<std::uint32_t>(rng.next_u64() >> 32);
+        float value;
+        std::memcpy(&value, &bits, sizeof value);
+        x.push_back(value);
+    }
+    for (float special : {0.0f, -0.0f, 1.0f, -1.0f, std::numeric_limits<float>::infinity(),
+                          -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN(),
+                          std::numeric_limits<float>::denorm_min(), std::numeric_limits<float>::min(),
+                          std::numeric_limits<float>::max()})
+        x.push_back(special);
+    const Index count = static_cast<Index>(x.size());
+    auto same_bits = [](float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0 || (std::isnan(a) && std::isnan(b)); };
+
+    std::vector<float> portable(x.size());
+    kernels::logarithm(Isa::Portable, x.data(), portable.data(), count);
+    Index inaccurate = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        const float value = x[i], y = portable[i];
+        if (std::isnan(value) || value < 0) inaccurate += !std::isnan(y);
+        else if (value == 0) inaccurate += !(y == -std::numeric_limits<float>::infinity());
+        else if (std::isinf(value)) inaccurate += !(y == value);
+        else {  // denormals are taken as the smallest normal number
+            const double exact = std::log(std::max(static_cast<double>(value), 1.17549435e-38));
+            inaccurate += std::abs(y - exact) > 2.5e-7 * std::max(1.0, std::abs(exact));
+        }
+    }
+    CHECK(inaccurate == 0);
+#if defined(__SSE2__) && !defined(__FMA__)
+    // Eigen's own vectorised code, in a build without FMA (as the default x86-64 one).
+    const Eigen::ArrayXf eigen = Eigen::Map<const Eigen::ArrayXf>(x.data(), count).log();
+    Index differ = 0;
+    for (Index i = 0; i < count; ++i) differ += !same_bits(portable[static_cast<std::size_t>(i)], eigen[i]);
+    CHECK(differ == 0);
+#endif
+    for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+        if (static_cast<int>(isa) > static_cast<int>(detail::detected_isa())) continue;
+        INFO("path " << isa_name(isa));
+        std::vector<float> vector_path(x.size());
+        kernels::logarithm(isa, x.data(), vector_path.data(), count);
+        Index differ = 0;
+        for (std::size_t i = 0; i < x.size(); ++i) differ += !same_bits(vector_path[i], portable[i]);
+        CHECK(differ == 0);
+        for (Index length = 0; length <= 40; ++length) {  // every tail length, and nothing written past it
+            std::vector<float> tail(static_cast<std::size_t>(length) + 1, -7.0f);
+            kernels::logarithm(isa, x.data() + 3, tail.data(), length);
+            for (Index i = 0; i < length; ++i)
+                CHECK(same_bits(tail[static_cast<std::size_t>(i)], portable[static_cast<std::size_t>(i + 3)]));
+            CHECK(tail.back() == -7.0f);
+        }
+    }
+}
+
+TEST_CASE("BinaryCrossEntropy: float values agree with the double loss, blocks and tails included",
+          "[losses][bce]") {
+    for (Index count : {1, 7, 255, 256, 257, 1000, 5000}) {
+        INFO("elements " << count);
+        Rng rng(static_cast<std::uint64_t>(count));
+        Tensor<float> prediction(count, 1, 1, 1), target(count, 1, 1, 1), grad(count, 1, 1, 1);
+        Tensor<double> prediction_d(count, 1, 1, 1), target_d(count, 1, 1, 1), grad_d(count, 1, 1, 1);
+        for (Index i = 0; i < count; ++i) {
+            prediction.data()[i] = static_cast<float>(rng.uniform(0.0, 1.0));
+            target.data()[i] = static_cast<float>(rng.uniform(0.0, 1.0));
+            prediction_d.data()[i] = prediction.data()[i];
+            target_d.data()[i] = target.data()[i];
+        }
+        const double in_float = BinaryCrossEntropy<float>().compute(prediction, target, grad);
+        const double in_double = BinaryCrossEntropy<double>().compute(prediction_d, target_d, grad_d);
+        CHECK(in_float == Approx(in_double).epsilon(1e-6));
+        const double on_logits = BinaryCrossEntropy<float>().compute_on_logits(prediction, target, grad);
+        CHECK(on_logits == in_float);
+    }
 }
 
 TEST_CASE("BinaryCrossEntropy: the clamp keeps saturated predictions finite, with zero gradient",

@@ -67,4 +67,55 @@ inline Isa active_isa() {
     return isa;
 }
 
+namespace detail {
+
+// GCC only: its optimize attribute keeps multiply-adds unfused in these copies whatever the
+// build's -ffp-contract and -march, and vectorizes them at -O2 as well (whose cost model
+// refuses loops as long as a logarithm's). Clang has no such attribute: there run_vectorized
+// runs the loops as the build compiles them.
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__clang__)
+#define LATENT_VECTORIZED_COPIES 1
+template <class Loops>
+__attribute__((target("avx512f"), optimize("fp-contract=off", "tree-vectorize", "vect-cost-model=dynamic"))) void
+run_for_avx512(const Loops& loops) {
+    loops();
+}
+template <class Loops>
+__attribute__((target("avx2"), optimize("fp-contract=off", "tree-vectorize", "vect-cost-model=dynamic"))) void
+run_for_avx2(const Loops& loops) {
+    loops();
+}
+template <class Loops>
+__attribute__((optimize("fp-contract=off", "tree-vectorize", "vect-cost-model=dynamic"))) void
+run_portable(const Loops& loops) {
+    loops();
+}
+#else
+#define LATENT_VECTORIZED_COPIES 0
+#endif
+
+}  // namespace detail
+
+// Runs loops() compiled for the vector unit of `isa` (default: active_isa()): plain C++ loops,
+// written once, that the compiler vectorizes 16, 8 or 4 floats wide. The rule: `loops` is a
+// lambda marked __attribute__((always_inline)), and every function it calls for the work is
+// always_inline too, since only code inlined into the copies above is compiled for their
+// instruction set (Eigen's expressions are not: their packets are fixed by the build's flags),
+// and choices inside the loops are selects on integer bits, not branches (see
+// kernels/logarithm.hpp). No copy fuses a multiply and an add, and vectorizing reorders no
+// floating-point operation (the compiler does that only under -ffast-math), so the three give
+// the same bits as each other and as a plain x86-64 build.
+template <class Loops> void run_vectorized(Isa isa, const Loops& loops) {
+#if LATENT_VECTORIZED_COPIES
+    switch (isa) {
+        case Isa::Avx512: detail::run_for_avx512(loops); return;
+        case Isa::Avx2: detail::run_for_avx2(loops); return;
+        case Isa::Portable: detail::run_portable(loops); return;
+    }
+#endif
+    static_cast<void>(isa);
+    loops();
+}
+template <class Loops> void run_vectorized(const Loops& loops) { run_vectorized(active_isa(), loops); }
+
 }  // namespace latent

@@ -14,6 +14,7 @@
 #include "../core/gemm.hpp"
 #include "../core/scratch.hpp"
 #include "../core/threading.hpp"
+#include "../kernels/cpu_features.hpp"
 #include "im2col.hpp"
 #include "layer.hpp"
 #include "padding.hpp"
@@ -48,7 +49,7 @@ inline Index padded_length(Index positions) { return (positions + 63) / 64 * 64;
 // stay in registers over all sources and shifts; a block holds 64 sums in all (fewer would
 // leave the FMA units waiting, more would not fit the registers of plain SSE).
 template <class T, int Outputs>
-void sum_row_shifted(const ShiftedPlanes<T>& source, const T* table, Index table_stride, Index length,
+__attribute__((always_inline)) inline void sum_row_shifted(const ShiftedPlanes<T>& source, const T* table, Index table_stride, Index length,
                      Index limit, T* out, Index out_size) {
     constexpr Index block = Outputs == 1 ? 64 : Outputs == 4 ? 16 : 32;
     for (Index start = 0; start < length; start += block) {
@@ -81,27 +82,29 @@ void sum_row_shifted(const ShiftedPlanes<T>& source, const T* table, Index table
     }
 }
 
-// sum_row_shifted for `outputs` output planes, in groups of up to 4.
+// sum_row_shifted for `outputs` output planes, in groups of up to 4, with the CPU's vector unit.
 template <class T>
 void sum_row_shifted(Index outputs, const ShiftedPlanes<T>& source, const T* table, Index length,
                      Index limit, T* out, Index out_size) {
-    for (Index first = 0; first < outputs; first += 4) {
-        const T* group_table = table + first;
-        T* group_out = out + first * out_size;
-        switch (std::min<Index>(outputs - first, 4)) {
-            case 1: sum_row_shifted<T, 1>(source, group_table, outputs, length, limit, group_out, out_size); break;
-            case 2: sum_row_shifted<T, 2>(source, group_table, outputs, length, limit, group_out, out_size); break;
-            case 3: sum_row_shifted<T, 3>(source, group_table, outputs, length, limit, group_out, out_size); break;
-            default: sum_row_shifted<T, 4>(source, group_table, outputs, length, limit, group_out, out_size); break;
+    run_vectorized([&]() __attribute__((always_inline)) {
+        for (Index first = 0; first < outputs; first += 4) {
+            const T* group_table = table + first;
+            T* group_out = out + first * out_size;
+            switch (std::min<Index>(outputs - first, 4)) {
+                case 1: sum_row_shifted<T, 1>(source, group_table, outputs, length, limit, group_out, out_size); break;
+                case 2: sum_row_shifted<T, 2>(source, group_table, outputs, length, limit, group_out, out_size); break;
+                case 3: sum_row_shifted<T, 3>(source, group_table, outputs, length, limit, group_out, out_size); break;
+                default: sum_row_shifted<T, 4>(source, group_table, outputs, length, limit, group_out, out_size); break;
+            }
         }
-    }
+    });
 }
 
 // result[o] = sum_{p < length} image[p] * operand_o[p]. Each dot keeps `lanes` partial sums
 // (lane i takes the positions p = i mod lanes) and adds them up in a fixed order, so its
 // rounding depends on the shapes alone.
 template <class T, int Outputs>
-void dot_products(const T* image, Index length, const T* const* operands, T* result) {
+__attribute__((always_inline)) inline void dot_products(const T* image, Index length, const T* const* operands, T* result) {
     constexpr Index lanes = Outputs <= 2 ? 32 : 16;
     const T* operand[Outputs];
     for (int o = 0; o < Outputs; ++o) operand[o] = operands[o];
@@ -122,24 +125,27 @@ void dot_products(const T* image, Index length, const T* const* operands, T* res
 }
 
 // result[s*shifts + a] = <image, source_s shifted by a rows> over `length` positions, for every
-// plane s and shift a, in groups of up to 4 that share the loads of `image`.
+// plane s and shift a, in groups of up to 4 that share the loads of `image`, with the CPU's
+// vector unit.
 template <class T>
 void shifted_dot_products(const T* image, Index length, const ShiftedPlanes<T>& source, T* result) {
-    const Index total = source.count * source.shifts;
-    for (Index first = 0; first < total; first += 4) {
-        const Index group = std::min<Index>(total - first, 4);
-        const T* operands[4] = {};
-        for (Index k = 0; k < group; ++k) {
-            const Index s = (first + k) / source.shifts, a = (first + k) % source.shifts;
-            operands[k] = source.data + s * source.size + a * source.pitch;
+    run_vectorized([&]() __attribute__((always_inline)) {
+        const Index total = source.count * source.shifts;
+        for (Index first = 0; first < total; first += 4) {
+            const Index group = std::min<Index>(total - first, 4);
+            const T* operands[4] = {};
+            for (Index k = 0; k < group; ++k) {
+                const Index s = (first + k) / source.shifts, a = (first + k) % source.shifts;
+                operands[k] = source.data + s * source.size + a * source.pitch;
+            }
+            switch (group) {
+                case 1: dot_products<T, 1>(image, length, operands, result + first); break;
+                case 2: dot_products<T, 2>(image, length, operands, result + first); break;
+                case 3: dot_products<T, 3>(image, length, operands, result + first); break;
+                default: dot_products<T, 4>(image, length, operands, result + first); break;
+            }
         }
-        switch (group) {
-            case 1: dot_products<T, 1>(image, length, operands, result + first); break;
-            case 2: dot_products<T, 2>(image, length, operands, result + first); break;
-            case 3: dot_products<T, 3>(image, length, operands, result + first); break;
-            default: dot_products<T, 4>(image, length, operands, result + first); break;
-        }
-    }
+    });
 }
 
 // window[j] = image[offset + j] where 0 <= offset + j < image_size, else 0, for j < length.
