@@ -162,3 +162,56 @@ private:
 };
 
 }  // namespace test
+
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+#include <vector>
+
+namespace test {
+
+// Equal bit patterns, with every NaN taken as equal to every other NaN.
+inline bool same_float_bits(float a, float b) {
+    return std::memcmp(&a, &b, sizeof a) == 0 || (std::isnan(a) && std::isnan(b));
+}
+
+// Inputs for an elementwise float kernel: `values`, then 100,000 random bit patterns (negative,
+// denormal, huge, NaN), then `specials`.
+inline std::vector<float> with_any_bit_patterns(std::vector<float> values, std::uint64_t seed,
+                                                std::initializer_list<float> specials) {
+    latent::Rng rng(seed);
+    for (int i = 0; i < 100000; ++i) {
+        const auto bits = static_cast<std::uint32_t>(rng.next_u64() >> 32);
+        float value;
+        std::memcpy(&value, &bits, sizeof value);
+        values.push_back(value);
+    }
+    values.insert(values.end(), specials);
+    return values;
+}
+
+// An elementwise kernel `kernel(isa, in, out, count)` gives on every vector path this machine
+// has the bits `portable` of its portable path over `x`, for every tail length, and writes
+// nothing past the end.
+template <class Kernel>
+void check_vector_paths_match_portable(Kernel kernel, const std::vector<float>& x, const std::vector<float>& portable) {
+    using latent::Isa;
+    for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+        if (static_cast<int>(isa) > static_cast<int>(latent::detail::detected_isa())) continue;
+        INFO("path " << latent::isa_name(isa));
+        std::vector<float> vector_path(x.size());
+        kernel(isa, x.data(), vector_path.data(), static_cast<Index>(x.size()));
+        Index differ = 0;
+        for (std::size_t i = 0; i < x.size(); ++i) differ += !same_float_bits(vector_path[i], portable[i]);
+        CHECK(differ == 0);
+        for (Index length = 0; length <= 40; ++length) {
+            std::vector<float> tail(static_cast<std::size_t>(length) + 1, -7.0f);
+            kernel(isa, x.data() + 3, tail.data(), length);
+            for (Index i = 0; i < length; ++i)
+                CHECK(same_float_bits(tail[static_cast<std::size_t>(i)], portable[static_cast<std::size_t>(i + 3)]));
+            CHECK(tail.back() == -7.0f);
+        }
+    }
+}
+
+}  // namespace test

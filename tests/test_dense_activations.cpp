@@ -178,20 +178,13 @@ TEST_CASE("dense: weight and bias gradients accumulate over several backward cal
 
 TEST_CASE("sigmoid: the SSE2, AVX2 and AVX-512 paths give the same bits as each other and as "
           "Eigen's SSE2 code, tails and special values included", "[activations][kernels]") {
-    std::vector<float> x;
-    for (float v = -100.0f; v <= 100.0f; v += 0.0371f) x.push_back(v);
-    Rng rng(7);
-    for (int i = 0; i < 100000; ++i) {  // any bit pattern: denormals, huge values, NaNs
-        const auto bits = static_cast<std::uint32_t>(rng.next_u64() >> 32);
-        float value;
-        std::memcpy(&value, &bits, sizeof value);
-        x.push_back(value);
-    }
-    for (float special : {0.0f, -0.0f, std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
-                          std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::denorm_min(), 88.72f, -88.72f})
-        x.push_back(special);
+    std::vector<float> range;
+    for (float v = -100.0f; v <= 100.0f; v += 0.0371f) range.push_back(v);
+    using limits = std::numeric_limits<float>;
+    const std::vector<float> x = test::with_any_bit_patterns(
+        range, 7, {0.0f, -0.0f, limits::infinity(), -limits::infinity(), limits::quiet_NaN(), limits::denorm_min(),
+                   88.72f, -88.72f});
     const Index count = static_cast<Index>(x.size());
-    auto same_bits = [](float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0 || (std::isnan(a) && std::isnan(b)); };
 
     std::vector<float> portable(x.size());
     kernels::logistic(Isa::Portable, x.data(), portable.data(), count);
@@ -209,23 +202,9 @@ TEST_CASE("sigmoid: the SSE2, AVX2 and AVX-512 paths give the same bits as each 
     const Eigen::Map<const Eigen::ArrayXf> in(x.data(), count);
     const Eigen::ArrayXf eigen = (1.0f + (-in).exp()).inverse();
     Index differ = 0;
-    for (Index i = 0; i < count; ++i) differ += !same_bits(portable[static_cast<std::size_t>(i)], eigen[i]);
+    for (Index i = 0; i < count; ++i) differ += !test::same_float_bits(portable[static_cast<std::size_t>(i)], eigen[i]);
     CHECK(differ == 0);
 #endif
-    for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
-        if (static_cast<int>(isa) > static_cast<int>(detail::detected_isa())) continue;
-        INFO("path " << isa_name(isa));
-        std::vector<float> vector_path(x.size());
-        kernels::logistic(isa, x.data(), vector_path.data(), count);
-        Index differ = 0;
-        for (std::size_t i = 0; i < x.size(); ++i) differ += !same_bits(vector_path[i], portable[i]);
-        CHECK(differ == 0);
-        for (Index length = 0; length <= 40; ++length) {  // every tail length, and nothing written past it
-            std::vector<float> tail(static_cast<std::size_t>(length) + 1, -7.0f);
-            kernels::logistic(isa, x.data() + 3, tail.data(), length);
-            for (Index i = 0; i < length; ++i)
-                CHECK(same_bits(tail[static_cast<std::size_t>(i)], portable[static_cast<std::size_t>(i + 3)]));
-            CHECK(tail.back() == -7.0f);
-        }
-    }
+    test::check_vector_paths_match_portable(
+        [](Isa isa, const float* in, float* out, Index n) { kernels::logistic(isa, in, out, n); }, x, portable);
 }

@@ -148,22 +148,13 @@ TEST_CASE("BinaryCrossEntropy: value, gradient and per-sample losses by hand", "
 
 TEST_CASE("logarithm: the SSE2, AVX2 and AVX-512 paths give the same bits as each other and as "
           "Eigen's SSE2 log, tails and special values included", "[losses][bce][kernels]") {
-    std::vector<float> x;
-    for (float v = 1e-7f; v <= 1.0f; v += 0.000371f) x.push_back(v);  // BCE's range
-    Rng rng(11);
-    for (int i = 0; i < 100000; ++i) {  // any bit pattern: negative, denormal, huge, NaN
-        const auto bits = static_cast<std::uint32_t>(rng.next_u64() >> 32);
-        float value;
-        std::memcpy(&value, &bits, sizeof value);
-        x.push_back(value);
-    }
-    for (float special : {0.0f, -0.0f, 1.0f, -1.0f, std::numeric_limits<float>::infinity(),
-                          -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN(),
-                          std::numeric_limits<float>::denorm_min(), std::numeric_limits<float>::min(),
-                          std::numeric_limits<float>::max()})
-        x.push_back(special);
+    std::vector<float> range;
+    for (float v = 1e-7f; v <= 1.0f; v += 0.000371f) range.push_back(v);  // BCE's range
+    using limits = std::numeric_limits<float>;
+    const std::vector<float> x = test::with_any_bit_patterns(
+        range, 11, {0.0f, -0.0f, 1.0f, -1.0f, limits::infinity(), -limits::infinity(), limits::quiet_NaN(),
+                    limits::denorm_min(), limits::min(), limits::max()});
     const Index count = static_cast<Index>(x.size());
-    auto same_bits = [](float a, float b) { return std::memcmp(&a, &b, sizeof a) == 0 || (std::isnan(a) && std::isnan(b)); };
 
     std::vector<float> portable(x.size());
     kernels::logarithm(Isa::Portable, x.data(), portable.data(), count);
@@ -183,25 +174,11 @@ TEST_CASE("logarithm: the SSE2, AVX2 and AVX-512 paths give the same bits as eac
     // Eigen's own vectorised code, in a build without FMA (as the default x86-64 one).
     const Eigen::ArrayXf eigen = Eigen::Map<const Eigen::ArrayXf>(x.data(), count).log();
     Index differ = 0;
-    for (Index i = 0; i < count; ++i) differ += !same_bits(portable[static_cast<std::size_t>(i)], eigen[i]);
+    for (Index i = 0; i < count; ++i) differ += !test::same_float_bits(portable[static_cast<std::size_t>(i)], eigen[i]);
     CHECK(differ == 0);
 #endif
-    for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
-        if (static_cast<int>(isa) > static_cast<int>(detail::detected_isa())) continue;
-        INFO("path " << isa_name(isa));
-        std::vector<float> vector_path(x.size());
-        kernels::logarithm(isa, x.data(), vector_path.data(), count);
-        Index differ = 0;
-        for (std::size_t i = 0; i < x.size(); ++i) differ += !same_bits(vector_path[i], portable[i]);
-        CHECK(differ == 0);
-        for (Index length = 0; length <= 40; ++length) {  // every tail length, and nothing written past it
-            std::vector<float> tail(static_cast<std::size_t>(length) + 1, -7.0f);
-            kernels::logarithm(isa, x.data() + 3, tail.data(), length);
-            for (Index i = 0; i < length; ++i)
-                CHECK(same_bits(tail[static_cast<std::size_t>(i)], portable[static_cast<std::size_t>(i + 3)]));
-            CHECK(tail.back() == -7.0f);
-        }
-    }
+    test::check_vector_paths_match_portable(
+        [](Isa isa, const float* in, float* out, Index n) { kernels::logarithm(isa, in, out, n); }, x, portable);
 }
 
 TEST_CASE("BinaryCrossEntropy: float values agree with the double loss, blocks and tails included",

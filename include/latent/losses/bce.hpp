@@ -117,7 +117,7 @@ private:
     // with the bits of Eigen's expression in a plain x86-64 build; double ones are Eigen's.
     template <class Q> static double block_loss(const Q& q, const Map& t) {
         if constexpr (std::is_same_v<T, float>) {
-            const Block clamped = q;
+            const Block& clamped = q;  // no copy when q is already a Block
             const float* q_data = clamped.data();
             const float* t_data = t.data();
             const Index count = clamped.size();
