@@ -94,35 +94,6 @@ inline void write_tile(const float* tile, Index tile_rows, MatrixRef c, Index ro
 
 #if LATENT_X86_KERNELS
 
-// Packs a block of `source` (rows x depth, read as source.at(i, p)) into panels of `tile` rows:
-// panel r holds, for each p, the `tile` values source(r*tile + i, p); rows past the end are
-// zeros. Both operands pack this way: A as it is, B transposed (its columns are the rows).
-// Each storage order gets a loop that reads memory in order: unit-stride copies for the values
-// of one p, or one row at a time when a row's values are contiguous along p. Inlined into each
-// kernel family's product below, so it is compiled for that family's vector width.
-template <Index tile> __attribute__((always_inline)) inline void pack_panels(ConstMatrixRef source, float* packed) {
-    const Index rows = source.rows, depth = source.cols;
-    for (Index panel = 0; panel < rows; panel += tile, packed += tile * depth) {
-        const Index valid = std::min(tile, rows - panel);
-        if (valid < tile)
-            for (Index p = 0; p < depth; ++p)
-                for (Index i = valid; i < tile; ++i) packed[p * tile + i] = 0.0f;
-        if (source.row_stride == 1 && valid == tile) {  // a fixed-size copy: a few vector moves
-            for (Index p = 0; p < depth; ++p) std::memcpy(packed + p * tile, &source.at(panel, p), sizeof(float) * tile);
-        } else if (source.row_stride == 1) {
-            for (Index p = 0; p < depth; ++p) std::memcpy(packed + p * tile, &source.at(panel, p), sizeof(float) * valid);
-        } else if (source.col_stride == 1) {
-            for (Index i = 0; i < valid; ++i) {
-                const float* row = &source.at(panel + i, 0);
-                for (Index p = 0; p < depth; ++p) packed[p * tile + i] = row[p];
-            }
-        } else {
-            for (Index p = 0; p < depth; ++p)
-                for (Index i = 0; i < valid; ++i) packed[p * tile + i] = source.at(panel + i, p);
-        }
-    }
-}
-
 // One depth block of C += A_packed * B_packed for a rows x cols block of c, over micro-tiles of
 // 32 x 12: 24 accumulators of 16 floats, each column j of the tile updated as
 // tile[:, j] = fma(a[:, p], b[p, j], tile[:, j]) for p in k order.
@@ -461,10 +432,72 @@ __attribute__((target("avx2,fma"))) inline void column_major_product_avx2(Matrix
     }
 }
 
+// Columns p .. p + 15 of rows row .. row + valid_rows - 1 of a row-major source, transposed into
+// out[q * out_stride + i] = source(row + i, p + q) for i < 16 (zeros past valid_rows). Not
+// always_inline: pack_panels, which calls it, is compiled for no particular family.
+__attribute__((target("avx512f,fma"))) inline void
+store_transposed_16x16(ConstMatrixRef source, Index row, Index p, Index valid_rows, float* out, Index out_stride) {
+    __m512 columns[16];
+    load_transposed_16x16(source, row, p, columns, valid_rows);
+    for (int q = 0; q < 16; ++q) _mm512_storeu_ps(out + q * out_stride, columns[q]);
+}
+
+// The same for 8 x 8.
+__attribute__((target("avx2,fma"))) inline void
+store_transposed_8x8(ConstMatrixRef source, Index row, Index p, Index valid_rows, float* out, Index out_stride) {
+    __m256 columns[8];
+    load_transposed_8x8(source, row, p, columns, valid_rows);
+    for (int q = 0; q < 8; ++q) _mm256_storeu_ps(out + q * out_stride, columns[q]);
+}
+
+// Packs a block of `source` (rows x depth, read as source.at(i, p)) into panels of `tile` rows:
+// panel r holds, for each p, the `tile` values source(r*tile + i, p); rows past the end are
+// zeros. Both operands pack this way: A as it is, B transposed (its columns are the rows).
+// Each storage order gets a loop that reads memory in order: unit-stride copies for the values
+// of one p, or, when a row's values are contiguous along p, a transpose -- of vector x vector
+// blocks in registers (the transposes above; `isa` says which) where the tile is a whole number
+// of vectors, else one value at a time. A copy either way, so the packing changes no result.
+// Inlined into each kernel family's product below, so it is compiled for that family.
+template <Index tile, Isa isa>
+__attribute__((always_inline)) inline void pack_panels(ConstMatrixRef source, float* packed) {
+    constexpr Index lanes = isa == Isa::Avx512 ? 16 : 8;
+    const Index rows = source.rows, depth = source.cols;
+    for (Index panel = 0; panel < rows; panel += tile, packed += tile * depth) {
+        const Index valid = std::min(tile, rows - panel);
+        if (valid < tile)
+            for (Index p = 0; p < depth; ++p)
+                for (Index i = valid; i < tile; ++i) packed[p * tile + i] = 0.0f;
+        if (source.row_stride == 1 && valid == tile) {  // a fixed-size copy: a few vector moves
+            for (Index p = 0; p < depth; ++p) std::memcpy(packed + p * tile, &source.at(panel, p), sizeof(float) * tile);
+        } else if (source.row_stride == 1) {
+            for (Index p = 0; p < depth; ++p) std::memcpy(packed + p * tile, &source.at(panel, p), sizeof(float) * valid);
+        } else if (source.col_stride == 1) {
+            Index p = 0;
+            if constexpr (tile % lanes == 0)
+                for (; p + lanes <= depth; p += lanes)
+                    for (Index group = 0; group < valid; group += lanes) {
+                        float* const out = packed + p * tile + group;
+                        const Index group_rows = std::min(lanes, valid - group);
+                        if constexpr (isa == Isa::Avx512)
+                            store_transposed_16x16(source, panel + group, p, group_rows, out, tile);
+                        else
+                            store_transposed_8x8(source, panel + group, p, group_rows, out, tile);
+                    }
+            for (Index i = 0; i < valid; ++i) {
+                const float* row = &source.at(panel + i, 0);
+                for (Index q = p; q < depth; ++q) packed[q * tile + i] = row[q];
+            }
+        } else {
+            for (Index p = 0; p < depth; ++p)
+                for (Index i = 0; i < valid; ++i) packed[p * tile + i] = source.at(panel + i, p);
+        }
+    }
+}
+
 // C = A * B (or C += A * B) over blocks: for each block of columns and each depth block, B's
 // block is packed once; for each block of rows, A's block is packed and the macro-kernel runs.
 using MacroKernel = void (*)(const float*, const float*, Index, MatrixRef, Index, Index, bool);
-template <Index tile_rows, Index tile_cols, MacroKernel macro_kernel>
+template <Index tile_rows, Index tile_cols, MacroKernel macro_kernel, Isa isa>
 __attribute__((always_inline)) inline void blocked_product(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b,
                                                            float* packed_a, float* packed_b, bool accumulate) {
     const Index m = c.rows, n = c.cols, k = a.cols;
@@ -473,11 +506,11 @@ __attribute__((always_inline)) inline void blocked_product(MatrixRef c, ConstMat
         for (Index depth_start = 0; depth_start < k; depth_start += kSgemmDepthBlock) {
             const Index depth = std::min(kSgemmDepthBlock, k - depth_start);
             const ConstMatrixRef b_block{&b.at(depth_start, col), depth, cols, b.row_stride, b.col_stride};
-            pack_panels<tile_cols>(b_block.transposed(), packed_b);
+            pack_panels<tile_cols, isa>(b_block.transposed(), packed_b);
             const bool add = accumulate || depth_start > 0;
             for (Index row = 0; row < m; row += kSgemmRowBlock) {
                 const Index rows = std::min(kSgemmRowBlock, m - row);
-                pack_panels<tile_rows>({&a.at(row, depth_start), rows, depth, a.row_stride, a.col_stride}, packed_a);
+                pack_panels<tile_rows, isa>({&a.at(row, depth_start), rows, depth, a.row_stride, a.col_stride}, packed_a);
                 macro_kernel(packed_a, packed_b, depth, {&c.at(row, col), rows, cols, c.row_stride, c.col_stride},
                              rows, cols, add);
             }
@@ -487,12 +520,12 @@ __attribute__((always_inline)) inline void blocked_product(MatrixRef c, ConstMat
 
 __attribute__((target("avx512f,fma"))) inline void product_avx512(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b,
                                                                   float* packed_a, float* packed_b, bool accumulate) {
-    blocked_product<32, 12, macro_kernel_avx512>(c, a, b, packed_a, packed_b, accumulate);
+    blocked_product<32, 12, macro_kernel_avx512, Isa::Avx512>(c, a, b, packed_a, packed_b, accumulate);
 }
 
 __attribute__((target("avx2,fma"))) inline void product_avx2(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b,
                                                              float* packed_a, float* packed_b, bool accumulate) {
-    blocked_product<16, 6, macro_kernel_avx2>(c, a, b, packed_a, packed_b, accumulate);
+    blocked_product<16, 6, macro_kernel_avx2, Isa::Avx2>(c, a, b, packed_a, packed_b, accumulate);
 }
 
 #endif  // LATENT_X86_KERNELS
