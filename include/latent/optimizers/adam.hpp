@@ -18,12 +18,13 @@
 // agrees with torch's to round-off.
 #pragma once
 
-#include <Eigen/Core>
-
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "../kernels/cpu_features.hpp"
+#include "../kernels/square_root.hpp"
 #include "../layers/config.hpp"
 #include "state.hpp"
 
@@ -42,6 +43,39 @@ inline void require_adam_arguments(const char* name, double lr, double beta1, do
     require_non_negative(name, "weight_decay", weight_decay);
 }
 
+// Adam's per-element constants, in T (step_size and the bias correction computed in double).
+template <class T> struct AdamScalars {
+    T minus_step_size, bias_correction2_sqrt, beta1, one_minus_beta1, beta2, one_minus_beta2, eps;
+    T l2_weight_decay;   // added to the gradient times p (Adam); 0 for AdamW
+    T decoupled_factor;  // p is multiplied by it first (AdamW); 1 for Adam, which leaves p as is
+};
+
+// The update runs in two halves over each block of elements, in PyTorch's order, with the
+// square roots between them from kernels::square_roots (correctly rounded and vectorized; see
+// there why not std::sqrt or Eigen's). The first half, the decay and the moments:
+//     p = p (1 - lr wd) (AdamW);  g = grad (+ wd p, Adam);  m = m b1 + (1 - b1) g;  v = v b2 + (1 - b2) g^2
+// p, grad, m and v are separate arrays; saying so (restrict) spares Clang's vectorizer the
+// overlap checks that its cost model rejects the loop for.
+template <class T, bool add_l2>
+__attribute__((always_inline)) inline void adam_moments(T* __restrict p, const T* __restrict grad, T* __restrict m,
+                                                        T* __restrict v, Index begin, Index end,
+                                                        const AdamScalars<T>& s) {
+    for (Index i = begin; i < end; ++i) {
+        p[i] = p[i] * s.decoupled_factor;
+        const T g = add_l2 ? grad[i] + s.l2_weight_decay * p[i] : grad[i];
+        m[i] = m[i] * s.beta1 + s.one_minus_beta1 * g;
+        v[i] = v[i] * s.beta2 + s.one_minus_beta2 * (g * g);
+    }
+}
+// The second half, given root_v[i - begin] = sqrt(v[i]):
+//     p = p - step_size m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+template <class T>
+__attribute__((always_inline)) inline void adam_parameters(T* p, const T* m, const T* root_v, Index begin,
+                                                           Index end, const AdamScalars<T>& s) {
+    for (Index i = begin; i < end; ++i)
+        p[i] = p[i] + s.minus_step_size * (m[i] / (root_v[i - begin] / s.bias_correction2_sqrt + s.eps));
+}
+
 // One Adam update of every parameter, shared by Adam and AdamW (they differ in the decay only).
 template <class T>
 void adam_step(const char* name, const std::vector<Parameter<T>>& parameters,
@@ -49,37 +83,38 @@ void adam_step(const char* name, const std::vector<Parameter<T>>& parameters,
                double beta2, double eps, double weight_decay, WeightDecay decay) {
     prepare_state(name, parameters, state, 2, sizes);
     const double t = static_cast<double>(state.step + 1);
-    const T minus_step_size = static_cast<T>(-(lr / (1 - std::pow(beta1, t))));
-    const T bias_correction2_sqrt = static_cast<T>(std::sqrt(1 - std::pow(beta2, t)));
-    const T beta1_t = static_cast<T>(beta1), one_minus_beta1 = static_cast<T>(1 - beta1);
-    const T beta2_t = static_cast<T>(beta2), one_minus_beta2 = static_cast<T>(1 - beta2);
-    const T eps_t = static_cast<T>(eps);
     const bool l2_decay = decay == WeightDecay::L2 && weight_decay != 0;
-    const T l2_weight_decay = static_cast<T>(weight_decay);
-    const T decoupled_factor = static_cast<T>(1 - lr * weight_decay);
-    const bool decoupled = decay == WeightDecay::Decoupled;
-
-    // Eigen array expressions rather than a scalar loop: they vectorise (a scalar std::sqrt keeps
-    // its errno check and blocks that), with the same operations in the same order.
-    using Array = Eigen::Array<T, Eigen::Dynamic, 1>;
+    const AdamScalars<T> scalars{static_cast<T>(-(lr / (1 - std::pow(beta1, t)))),
+                                 static_cast<T>(std::sqrt(1 - std::pow(beta2, t))),
+                                 static_cast<T>(beta1),
+                                 static_cast<T>(1 - beta1),
+                                 static_cast<T>(beta2),
+                                 static_cast<T>(1 - beta2),
+                                 static_cast<T>(eps),
+                                 static_cast<T>(l2_decay ? weight_decay : 0),
+                                 static_cast<T>(decay == WeightDecay::Decoupled ? 1 - lr * weight_decay : 1)};
     for (std::size_t index = 0; index < parameters.size(); ++index) {
-        T* p_data = parameters[index].value;
-        const T* grad_data = parameters[index].grad;
-        T* m_data = state.buffers[2 * index].data();
-        T* v_data = state.buffers[2 * index + 1].data();
+        T* p = parameters[index].value;
+        const T* grad = parameters[index].grad;
+        T* m = state.buffers[2 * index].data();
+        T* v = state.buffers[2 * index + 1].data();
+        // Blocks small enough that sqrt(v) waits between the halves in a buffer in L1.
+        constexpr Index block_size = 256;
         for_each_slice(parameters[index].size, [&](Index begin, Index end) {
-            Eigen::Map<Array> p(p_data + begin, end - begin), m(m_data + begin, end - begin),
-                v(v_data + begin, end - begin);
-            const Eigen::Map<const Array> grad(grad_data + begin, end - begin);
-            if (decoupled) p *= decoupled_factor;
-            if (l2_decay) {
-                m = m * beta1_t + one_minus_beta1 * (grad + l2_weight_decay * p);
-                v = v * beta2_t + one_minus_beta2 * (grad + l2_weight_decay * p).square();
-            } else {
-                m = m * beta1_t + one_minus_beta1 * grad;
-                v = v * beta2_t + one_minus_beta2 * grad.square();
+            T root_v[block_size];
+            for (Index block = begin; block < end; block += block_size) {
+                const Index stop = std::min(end, block + block_size);
+                run_vectorized([&]() __attribute__((always_inline)) {
+                    if (l2_decay)
+                        adam_moments<T, true>(p, grad, m, v, block, stop, scalars);
+                    else
+                        adam_moments<T, false>(p, grad, m, v, block, stop, scalars);
+                });
+                kernels::square_roots(v + block, root_v, stop - block);
+                run_vectorized([&]() __attribute__((always_inline)) {
+                    adam_parameters(p, m, root_v, block, stop, scalars);
+                });
             }
-            p += minus_step_size * (m / (v.sqrt() / bias_correction2_sqrt + eps_t));
         });
     }
     ++state.step;
