@@ -6,6 +6,7 @@
 #include <chrono>
 #include <thread>
 #include <cmath>
+#include <limits>
 #include <set>
 #include <vector>
 
@@ -210,6 +211,33 @@ TEST_CASE("threads: a loop inside a loop's body, and loops from two user threads
     CHECK(first == expected);
     CHECK(second == expected);
     set_num_threads(saved);
+}
+
+// A check over an array, at every length through 40 (every tail of every vector width) and for
+// a bad value at every position, on each path this machine has.
+template <class T> void check_all_finite_on_every_path() {
+    using limits = std::numeric_limits<T>;
+    for (Isa isa : {Isa::Portable, Isa::Avx2, Isa::Avx512}) {
+        if (static_cast<int>(isa) > static_cast<int>(detail::detected_isa())) continue;
+        INFO("path " << isa_name(isa) << ", " << sizeof(T) * 8 << "-bit");
+        for (Index count = 0; count <= 40; ++count) {
+            std::vector<T> values(static_cast<std::size_t>(count), T(1));
+            if (count > 2) values[1] = limits::max(), values[2] = limits::denorm_min();
+            CHECK(kernels::all_finite(isa, values.data(), count));
+            for (Index bad = 0; bad < count; ++bad)
+                for (T value : {limits::quiet_NaN(), limits::infinity(), -limits::infinity()}) {
+                    std::vector<T> with_bad = values;
+                    with_bad[static_cast<std::size_t>(bad)] = value;
+                    CHECK_FALSE(kernels::all_finite(isa, with_bad.data(), count));
+                }
+        }
+    }
+}
+
+TEST_CASE("kernels::all_finite: finds a NaN or an infinity anywhere, on every path, float and double",
+          "[core][kernels]") {
+    check_all_finite_on_every_path<float>();
+    check_all_finite_on_every_path<double>();
 }
 
 TEST_CASE("threads: after a loop that a pool thread held up, loops run on the caller for a while",

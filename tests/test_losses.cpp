@@ -269,6 +269,27 @@ TEST_CASE("BinaryCrossEntropy: a target of 1.5 is rejected with ArgumentError", 
     CHECK_THROWS_AS(BinaryCrossEntropy<float>(-1e-7), ArgumentError);
 }
 
+TEST_CASE("BinaryCrossEntropy: a target outside [0, 1] or NaN is found at any position of any tail",
+          "[losses][bce]") {
+    const BinaryCrossEntropy<float> bce;
+    for (Index count = 1; count <= 40; ++count) {
+        Tensor<float> prediction = make_tensor<float>(1, {1, 1, count});
+        prediction.setConstant(0.5f);
+        Tensor<float> target = make_tensor<float>(1, {1, 1, count});
+        for (Index i = 0; i < count; ++i) target.data()[i] = i % 3 == 0 ? 0.0f : i % 3 == 1 ? 1.0f : -0.0f;
+        Tensor<float> grad = make_tensor<float>(1, {1, 1, count});
+        CHECK_NOTHROW(bce.compute(view(std::as_const(prediction)), view(std::as_const(target)), view(grad)));
+        for (Index bad = 0; bad < count; ++bad)
+            for (float value : {1.0000001f, -1e-30f, std::numeric_limits<float>::quiet_NaN()}) {
+                Tensor<float> with_bad = target;
+                with_bad.data()[bad] = value;
+                INFO("count " << count << ", element " << bad << " = " << value);
+                CHECK_THROWS_WITH(bce.compute(view(std::as_const(prediction)), view(std::as_const(with_bad)), view(grad)),
+                                  Contains("at element " + std::to_string(bad) + " "));
+            }
+    }
+}
+
 TEST_CASE("BinaryCrossEntropy: fused Sigmoid gradient survives saturated logits, the unfused one vanishes",
           "[losses][bce][sigmoid]") {
     // logits {+40, -40, 30}, targets {0, 1, 0}: every output is saturated and wrong.

@@ -21,6 +21,7 @@
 #include <type_traits>
 
 #include "../kernels/logarithm.hpp"
+#include "../kernels/scan.hpp"
 #include "mse.hpp"
 
 namespace latent {
@@ -147,8 +148,11 @@ private:
     static void check_targets(const ConstTensorView<T>& target) {
         const T* t = target.data();
         const Index count = target.size();
-        const Map values(t, count);
-        if ((values >= T(0) && values <= T(1)).all()) return;  // vectorised; the search only on failure
+        // & rather than &&: a branch would keep the scan scalar. The search runs only on failure.
+        if (kernels::all_pass(active_isa(), t, count, [](T value) __attribute__((always_inline)) {
+                return (value >= T(0)) & (value <= T(1));
+            }))
+            return;
         const T* bad = std::find_if(t, t + count, [](T value) { return !(value >= T(0) && value <= T(1)); });
         const Index index = static_cast<Index>(bad - t);
         throw ArgumentError(std::string(type_name) + ": target value " +

@@ -46,6 +46,7 @@
 #include "../core/pass.hpp"
 #include "../core/tensor.hpp"
 #include "../core/threading.hpp"
+#include "../kernels/scan.hpp"
 #include "../layers/layer.hpp"
 #include "../losses/loss.hpp"
 #include "gradient_tree.hpp"
@@ -105,10 +106,6 @@ template <class T> struct StepScratch {
 
 namespace detail {
 
-template <class T> bool all_finite(const T* values, Index count) {
-    return Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(values, count).allFinite();  // vectorised
-}
-
 // Whether every parameter's `field` (value or grad) is free of NaN and infinity; the parameters
 // are scanned in parallel.
 template <class T>
@@ -118,7 +115,7 @@ bool all_finite_in(const std::vector<Parameter<T>>& parameters, T* Parameter<T>:
     for (const auto& parameter : parameters) total += parameter.size;
     parallel_for(static_cast<Index>(parameters.size()), total, [&](Index p) {
         const Parameter<T>& parameter = parameters[static_cast<std::size_t>(p)];
-        results[static_cast<std::size_t>(p)] = all_finite(parameter.*field, parameter.size) ? 1 : 0;
+        results[static_cast<std::size_t>(p)] = kernels::all_finite(parameter.*field, parameter.size) ? 1 : 0;
     });
     return std::all_of(results.begin(), results.end(), [](char ok) { return ok != 0; });
 }
