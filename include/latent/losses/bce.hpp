@@ -149,11 +149,11 @@ private:
         const T* t = target.data();
         const Index count = target.size();
         // & rather than &&: a branch would keep the scan scalar. The search runs only on failure.
-        if (kernels::all_pass(active_isa(), t, count, [](T value) __attribute__((always_inline)) {
-                return (value >= T(0)) & (value <= T(1));
-            }))
-            return;
-        const T* bad = std::find_if(t, t + count, [](T value) { return !(value >= T(0) && value <= T(1)); });
+        const auto in_unit_range = [](T value) __attribute__((always_inline)) {
+            return (value >= T(0)) & (value <= T(1));
+        };
+        if (kernels::all_pass(active_isa(), t, count, in_unit_range)) return;
+        const T* bad = std::find_if_not(t, t + count, in_unit_range);
         const Index index = static_cast<Index>(bad - t);
         throw ArgumentError(std::string(type_name) + ": target value " +
                             detail::readable_number(static_cast<double>(*bad)) + " at element " + std::to_string(index) +
