@@ -170,6 +170,38 @@ TEST_CASE("check_gradients: detects a wrong backward", "[gradcheck]") {
     CHECK(result.max_relative_error > 0.4);
 }
 
+TEST_CASE("dense: bias gradient sums add each column in Eigen's vectorized order on every path, "
+          "Eigen's own bits where it vectorizes", "[dense][gradients]") {
+    Rng rng(31);
+    for (Index rows : {1, 2, 3, 4, 5, 6, 8, 9, 13, 64, 257}) {
+        for (Index columns : {1, 15, 16, 47, 64, 65, 112, 130}) {
+            INFO(rows << " rows, " << columns << " columns");
+            Matrix<float> grad_output(rows, columns + 3);  // a block of columns 1..columns of a wider matrix
+            for (Index i = 0; i < grad_output.size(); ++i) grad_output.data()[i] = static_cast<float>(rng.normal(0.0, 1.0));
+            Vector<float> sums = Vector<float>::Constant(columns, 0.5f);
+            detail::add_column_sums(grad_output.data() + 1, rows, columns, grad_output.cols(), sums.data());
+            // the order: row 0, + ((r + r+1) + (r+2 + r+3)) from r = 1 while r < (rows-1) & ~3, + the rest
+            Index differ = 0;
+            for (Index c = 0; c < columns; ++c) {
+                float total = grad_output(0, c + 1);
+                Index r = 1;
+                for (; r < ((rows - 1) & ~Index(3)); r += 4)
+                    total += (grad_output(r, c + 1) + grad_output(r + 1, c + 1)) +
+                             (grad_output(r + 2, c + 1) + grad_output(r + 3, c + 1));
+                for (; r < rows; ++r) total += grad_output(r, c + 1);
+                differ += !test::same_float_bits(sums(c), 0.5f + total);
+            }
+            CHECK(differ == 0);
+            // Eigen's packets cover the columns below a multiple of 16 in every build (4, 8 or 16 floats)
+            const Index packed = columns / 16 * 16;
+            const Vector<float> eigen =
+                (Vector<float>::Constant(columns, 0.5f) + grad_output.middleCols(1, columns).colwise().sum().transpose());
+            for (Index c = 0; c < packed; ++c) differ += !test::same_float_bits(sums(c), eigen(c));
+            CHECK(differ == 0);
+        }
+    }
+}
+
 TEST_CASE("dense: weight and bias gradients accumulate over several backward calls, both splits",
           "[dense][gradients]") {
     test::check_gradients_accumulate(latent::Dense<double>(70), {3, 2, 2}, 5);    // column blocks (batch < 64)

@@ -202,6 +202,41 @@ TEST_CASE("BinaryCrossEntropy: float values agree with the double loss, blocks a
     }
 }
 
+TEST_CASE("BinaryCrossEntropy: float gradients are the scalar formulas bit for bit on this vector path, for "
+          "predictions of any bit pattern (negative, NaN, at and beyond the clamp)", "[losses][bce][kernels]") {
+    const float low = static_cast<float>(1e-7), high = static_cast<float>(1.0 - 1e-7);
+    std::vector<float> inside;
+    for (float v = 0; v <= 1.0f; v += 0.00293f) inside.push_back(v);
+    using limits = std::numeric_limits<float>;
+    const std::vector<float> p = test::with_any_bit_patterns(
+        inside, 23, {0.0f, -0.0f, low, std::nextafter(low, 0.0f), std::nextafter(low, 1.0f), high,
+                     std::nextafter(high, 0.0f), std::nextafter(high, 2.0f), 1.0f, -1.0f, 1.5f, limits::infinity(),
+                     -limits::infinity(), limits::quiet_NaN(), -limits::quiet_NaN()});
+    const Index count = static_cast<Index>(p.size());
+    Rng rng(29);
+    std::vector<float> t(p.size());
+    for (float& value : t) value = static_cast<float>(rng.uniform(0.0, 1.0));
+    t[0] = 0.0f;
+    t[1] = 1.0f;
+    const float scale = static_cast<float>(1.0 / static_cast<double>(count));
+    std::vector<float> grad(p.size()), grad_logits(p.size());
+    const ConstTensorView<float> prediction(p.data(), count, 1, 1, 1), target(t.data(), count, 1, 1, 1);
+    const double loss = BinaryCrossEntropy<float>().compute(prediction, target, TensorView<float>(grad.data(), count, 1, 1, 1));
+    BinaryCrossEntropy<float>().compute_on_logits(prediction, target, TensorView<float>(grad_logits.data(), count, 1, 1, 1));
+    CHECK(std::isnan(loss));  // NaN predictions give a NaN loss, not a clamped finite one
+    Index differ = 0, differ_logits = 0;
+    for (std::size_t i = 0; i < p.size(); ++i) {
+        const float q = std::isnan(p[i]) ? p[i] : std::min(std::max(p[i], low), high);
+        const bool clamped = p[i] < low || p[i] > high;
+        const float expected = clamped ? 0.0f : (q - t[i]) / (q * (1.0f - q)) * scale;
+        differ += !test::same_float_bits(grad[i], expected);
+        differ_logits += !test::same_float_bits(grad_logits[i], (p[i] - t[i]) * scale);
+    }
+    INFO("path " << isa_name(active_isa()));
+    CHECK(differ == 0);
+    CHECK(differ_logits == 0);
+}
+
 TEST_CASE("BinaryCrossEntropy: the clamp keeps saturated predictions finite, with zero gradient",
           "[losses][bce]") {
     // p = 0 with t = 1 and p = 1 with t = 0 are clamped to 1e-7 and 1 - 1e-7:

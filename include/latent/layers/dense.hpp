@@ -10,9 +10,48 @@
 #include "../core/checked.hpp"
 #include "../core/gemm.hpp"
 #include "../core/threading.hpp"
+#include "../kernels/cpu_features.hpp"
 #include "layer.hpp"
 
 namespace latent {
+namespace detail {
+
+// rows[r * stride + c] += values[c] for r < count, c < columns, on the CPU's widest vector unit.
+template <class T> void add_to_rows(T* rows, Index count, Index columns, Index stride, const T* values) {
+    run_vectorized([rows, count, columns, stride, values]() __attribute__((always_inline)) {
+        for (Index r = 0; r < count; ++r)
+            for (Index c = 0; c < columns; ++c) rows[r * stride + c] += values[c];
+    });
+}
+
+// sums[c] += the sum over r < count of rows[r * stride + c], for c < columns, on the CPU's widest
+// vector unit. Each column is summed in the order of Eigen's vectorized colwise().sum(): row 0,
+// plus rows in groups of four ((r0 + r1) + (r2 + r3)) up to row (count - 1) & ~3, plus the rest
+// one by one -- so the same bits as Eigen's for every column, whatever the build's vector width.
+template <class T> void add_column_sums(const T* rows, Index count, Index columns, Index stride, T* sums) {
+    if (count == 0) return;
+    run_vectorized([rows, count, columns, stride, sums]() __attribute__((always_inline)) {
+        constexpr Index block = 64;
+        const Index grouped_end = (count - 1) & ~Index(3);
+        for (Index first = 0; first < columns; first += block) {
+            const Index width = std::min(block, columns - first);
+            const T* column = rows + first;
+            T column_sums[block];
+            for (Index c = 0; c < width; ++c) column_sums[c] = column[c];
+            Index r = 1;
+            for (; r < grouped_end; r += 4) {
+                const T* row = column + r * stride;
+                for (Index c = 0; c < width; ++c)
+                    column_sums[c] += (row[c] + row[stride + c]) + (row[2 * stride + c] + row[3 * stride + c]);
+            }
+            for (; r < count; ++r)
+                for (Index c = 0; c < width; ++c) column_sums[c] += column[r * stride + c];
+            for (Index c = 0; c < width; ++c) sums[first + c] += column_sums[c];
+        }
+    });
+}
+
+}  // namespace detail
 
 template <class T = float> class Dense {
 public:
@@ -64,7 +103,7 @@ public:
                     scratch().gemm.multiply(worker, out, input, weight_by_input_.middleCols(first, count));
                 else
                     scratch().gemm.multiply(worker, out, input, weight_.middleRows(first, count).transpose());
-                if (use_bias_) out.rowwise() += bias_.segment(first, count).transpose();
+                if (use_bias_) detail::add_to_rows(out.data(), input.rows(), count, units_, bias_.data() + first);
             });
             return;
         }
@@ -72,7 +111,7 @@ public:
             const Index first = rows.begin(chunk), count = rows.size(chunk);
             auto out = output.middleRows(first, count);
             scratch().gemm.multiply(worker, out, input.middleRows(first, count), weight_.transpose());
-            if (use_bias_) out.rowwise() += bias_.transpose();
+            if (use_bias_) detail::add_to_rows(out.data(), count, units_, units_, bias_.data());
         });
     }
 
@@ -92,8 +131,8 @@ public:
             scratch().gemm.multiply(worker, grad_weight_.middleRows(first, count),
                                     grad_output.middleCols(first, count).transpose(), input, /*accumulate=*/true);
             if (use_bias_)
-                grad_bias_.segment(first, count) +=
-                    grad_output.middleCols(first, count).colwise().sum().transpose();
+                detail::add_column_sums(grad_output.data() + first, input.rows(), count, units_,
+                                        grad_bias_.data() + first);
         });
         if (dx.data() == nullptr) return;
         MatrixView<T> grad_input = as_matrix<T>(dx);

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <type_traits>
 
@@ -51,12 +52,12 @@ public:
         const T low = static_cast<T>(eps_), high = static_cast<T>(1.0 - eps_);
         const double divisor = detail::reduction_divisor(reduction_, count, prediction_batch);
         const T grad_scale = static_cast<T>(1.0 / divisor);
+        // zero where the clamp is active (below): the clamp's derivative
+        const auto gradient = [grad_scale](T, T q_i, T t_i) __attribute__((always_inline)) {
+            return (q_i - t_i) / (q_i * (T(1) - q_i)) * grad_scale;
+        };
         const double sum = detail::sum_over_blocks(count, [&](Index begin, Index end) {
-            const Map p_block(p + begin, end - begin), t_block(t + begin, end - begin);
-            const Block q = p_block.max(low).min(high);
-            Eigen::Map<Array>(g + begin, end - begin) =
-                (p_block < low || p_block > high).select(T(0), (q - t_block) / (q * (T(1) - q)) * grad_scale);
-            return block_loss(q, t_block);
+            return block_loss<true>(p + begin, t + begin, end - begin, low, high, g + begin, gradient);
         });
         return sum / divisor;
     }
@@ -75,10 +76,11 @@ public:
         const T low = static_cast<T>(eps_), high = static_cast<T>(1.0 - eps_);
         const double divisor = detail::reduction_divisor(reduction_, count, prediction_batch);
         const T grad_scale = static_cast<T>(1.0 / divisor);
+        const auto gradient = [grad_scale](T p_i, T, T t_i) __attribute__((always_inline)) {
+            return (p_i - t_i) * grad_scale;
+        };
         const double sum = detail::sum_over_blocks(count, [&](Index begin, Index end) {
-            const Map p_block(p + begin, end - begin), t_block(t + begin, end - begin);
-            Eigen::Map<Array>(g + begin, end - begin) = (p_block - t_block) * grad_scale;
-            return block_loss(p_block.max(low).min(high), t_block);
+            return block_loss<false>(p + begin, t + begin, end - begin, low, high, g + begin, gradient);
         });
         return sum / divisor;
     }
@@ -113,28 +115,56 @@ private:
     using Map = Eigen::Map<const Array>;
     using Block = detail::LossBlock<T>;
 
-    // The sum of -(t log q + (1 - t) log(1 - q)) over a block, q already clamped: the terms in T,
-    // the sum in double. Float terms run on the CPU's widest vector unit (kernels/logarithm.hpp)
-    // with the bits of Eigen's expression in a plain x86-64 build; double ones are Eigen's.
-    template <class Q> static double block_loss(const Q& q, const Map& t) {
+    // One block of `count` elements: q = clamp(p, low, high), g[i] = gradient(p, q, t) (0 where the
+    // clamp is active if zero_where_clamped) and the sum of the terms -(t log q + (1 - t) log(1 - q)),
+    // the terms in T and their sum in double, in 8 lanes (lane j takes the elements i = j mod 8)
+    // added up in lane order. Float blocks run in one pass on the CPU's widest vector unit
+    // (kernels/logarithm.hpp: the bits of Eigen's log in a plain x86-64 build), the same bits on
+    // every path; double blocks are Eigen's expressions. A NaN prediction passes the clamp as NaN,
+    // so its loss and gradient are NaN, not a clamped finite value.
+    template <bool zero_where_clamped, class Gradient>
+    static double block_loss(const T* p, const T* t, Index count, T low, T high, T* g, const Gradient& gradient) {
+        std::array<T, detail::loss_block> terms;
         if constexpr (std::is_same_v<T, float>) {
-            const Block& clamped = q;  // no copy when q is already a Block
-            const float* q_data = clamped.data();
-            const float* t_data = t.data();
-            const Index count = clamped.size();
-            std::array<float, detail::loss_block> terms;
-            run_vectorized([&]() __attribute__((always_inline)) {
-                for (Index i = 0; i < count; ++i)
-                    terms[static_cast<std::size_t>(i)] = -(t_data[i] * kernels::logarithm(q_data[i]) +
-                                                           (1.0f - t_data[i]) * kernels::logarithm(1.0f - q_data[i]));
-            });
             double sum = 0;
-            for (Index i = 0; i < count; ++i) sum += static_cast<double>(terms[static_cast<std::size_t>(i)]);
+            // By value: a pointer read through the closure would be read again after every store to g.
+            run_vectorized([&sum, &terms, &gradient, p, t, g, count, low, high]() __attribute__((always_inline)) {
+                for (Index i = 0; i < count; ++i) {
+                    const float q = clamp_bits(p[i], low, high);
+                    const float value = gradient(p[i], q, t[i]);
+                    // the clamp was active where it changed the bits of p
+                    const bool clamped = kernels::detail::bits_of(q) != kernels::detail::bits_of(p[i]);
+                    g[i] = zero_where_clamped ? kernels::detail::select(clamped, 0.0f, value) : value;
+                    terms[static_cast<std::size_t>(i)] =
+                        -(t[i] * kernels::logarithm(q) + (1.0f - t[i]) * kernels::logarithm(1.0f - q));
+                }
+                sum = detail::lane_sum(terms.data(), count);
+            });
             return sum;
         } else {
-            const Block terms = -(t * q.log() + (T(1) - t) * (T(1) - q).log());
-            return detail::ordered_block_sum<T>(terms);
+            const Map p_block(p, count), t_block(t, count);
+            const Block q = p_block.max(low).min(high);
+            for (Index i = 0; i < count; ++i) {
+                const bool clamped = p[i] < low || p[i] > high;
+                g[i] = zero_where_clamped && clamped ? T(0) : gradient(p[i], q[i], t[i]);
+            }
+            Eigen::Map<Array>(terms.data(), count) = -(t_block * q.log() + (T(1) - t_block) * (T(1) - q).log());
+            return detail::lane_sum(terms.data(), count);
         }
+    }
+
+    // clamp(p, low, high) for 0 < low < high, decided on the bits: non-negative floats order as
+    // their bits do, and every negative one (sign bit set: a negative int) lies below low. NaN
+    // is kept. Integer compares keep the loop branch-free (see kernels/logarithm.hpp).
+    __attribute__((always_inline)) static float clamp_bits(float p, float low, float high) {
+        const auto signed_bits = [](float x) __attribute__((always_inline)) {
+            return static_cast<std::int32_t>(kernels::detail::bits_of(x));
+        };
+        const std::int32_t bits = signed_bits(p);
+        const bool not_a_number = (kernels::detail::bits_of(p) & 0x7fffffffu) > 0x7f800000u;
+        const float above_low = kernels::detail::select(bits < signed_bits(low), low, p);
+        const float clamped = kernels::detail::select(bits > signed_bits(high), high, above_low);
+        return kernels::detail::select(not_a_number, p, clamped);
     }
 
     // -(t log q + (1 - t) log(1 - q)) in double, q already clamped.

@@ -135,10 +135,17 @@ template <class BlockSum> double sum_over_blocks(Index count, BlockSum block_sum
     return total;
 }
 
-// The sum of a block's values in double, in index order (independent of where they are stored).
-template <class T> double ordered_block_sum(const LossBlock<T>& values) {
+// The sum of values[0, count) in double, in 8 lanes (lane j takes the values i = j mod 8) added
+// up in lane order: the lanes vectorize, and the order depends on `count` alone.
+template <class T> __attribute__((always_inline)) inline double lane_sum(const T* values, Index count) {
+    constexpr Index lanes = 8;
+    double lane[lanes] = {};
+    Index i = 0;
+    for (; i + lanes <= count; i += lanes)
+        for (Index j = 0; j < lanes; ++j) lane[j] += static_cast<double>(values[i + j]);
+    for (Index j = 0; i + j < count; ++j) lane[j] += static_cast<double>(values[i + j]);
     double sum = 0;
-    for (Index i = 0; i < values.size(); ++i) sum += static_cast<double>(values[i]);
+    for (Index j = 0; j < lanes; ++j) sum += lane[j];
     return sum;
 }
 
