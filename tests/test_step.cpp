@@ -288,7 +288,7 @@ TEST_CASE("fit: a model with layers that mix samples is never sliced, and refuse
                              Decoder<float>{Conv2D<float>(1, 3), Sigmoid<float>()}, {1, 28, 28});
     REQUIRE(model.mixes_samples());
     const Loss<float> loss = BinaryCrossEntropy<float>();
-    CHECK(detail::micro_batch_size<float>(model, loss, 128, 0) == 128);  // would be 8 without BatchCentre
+    CHECK(detail::micro_batch_size<float>(model, loss, 128, 0) == 128);  // would be 32 without BatchCentre
     CHECK(detail::micro_batch_size<float>(model, loss, 128, 128) == 128);
     CHECK_THROWS_WITH(detail::micro_batch_size<float>(model, loss, 128, 16),
                       Catch::Contains("statistics of a whole batch"));

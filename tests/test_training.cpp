@@ -206,7 +206,7 @@ TEST_CASE("fit: passes over slices of a batch (micro_batch) give the whole batch
     }
 }
 
-TEST_CASE("fit: the automatic micro_batch keeps a slice's largest activation near 1 MiB, only for small "
+TEST_CASE("fit: the automatic micro_batch keeps a slice's largest activation near 4 MiB, only for small "
           "weights", "[training][micro_batch]") {
     // The MNIST denoiser: 32x28x28 floats (98 KiB) per sample at the largest; 28k weights.
     Autoencoder<float> mnist(Encoder<float>{Conv2D<float>(32, 3), ReLU<float>(), MaxPool2D<float>(2, 2, Padding::Same),
@@ -217,11 +217,12 @@ TEST_CASE("fit: the automatic micro_batch keeps a slice's largest activation nea
                              {1, 28, 28});
     const Loss<float> bce = BinaryCrossEntropy<float>();
     CHECK(mnist.largest_activation() == 32 * 28 * 28);
-    // 1 MiB holds 10 samples; a multiple of 8 shares evenly among threads.
-    CHECK(detail::micro_batch_size<float>(mnist, bce, 128, 0) == 8);   // 16 slices of 8
-    CHECK(detail::micro_batch_size<float>(mnist, bce, 32, 0) == 8);
-    CHECK(detail::micro_batch_size<float>(mnist, bce, 50, 0) == 8);    // 6 slices of 8, one of 2
-    CHECK(detail::micro_batch_size<float>(mnist, bce, 8, 0) == 8);     // a small batch stays whole
+    // 4 MiB holds 41 samples; a multiple of 8 (40) shares evenly among threads.
+    CHECK(detail::micro_batch_size<float>(mnist, bce, 128, 0) == 32);  // 4 slices of 32
+    CHECK(detail::micro_batch_size<float>(mnist, bce, 100, 0) == 34);  // 3 slices: 34, 34, 32
+    CHECK(detail::micro_batch_size<float>(mnist, bce, 50, 0) == 25);   // 2 slices of 25
+    CHECK(detail::micro_batch_size<float>(mnist, bce, 40, 0) == 40);   // a batch that fits stays whole
+    CHECK(detail::micro_batch_size<float>(mnist, bce, 32, 0) == 32);
     CHECK(detail::micro_batch_size<float>(mnist, bce, 128, 20) == 20);  // as requested
     CHECK(detail::micro_batch_size<float>(mnist, bce, 16, 20) == 16);
     // Large weights: every pass would read 2.1M weights again, so the batch stays whole.
