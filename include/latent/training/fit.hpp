@@ -81,7 +81,7 @@ template <class T = float> struct FitOptions {
 
 namespace detail {
 
-// Per-slice bytes of the model's largest activation: about one core's L2 cache.
+// Per-slice bytes of the model's largest activation: a share of the last-level cache.
 constexpr Index micro_batch_bytes = Index(4) << 20;
 
 // Samples per forward/backward pass for a batch of `batch` (slices of equal size, but the last).
@@ -92,9 +92,8 @@ constexpr Index micro_batch_bytes = Index(4) << 20;
 // 2 threads: slices of 8 samples, 1 MiB, trained at 0.85 of the speed of slices of 32, 4 MiB;
 // at 1 thread the two ran alike). Each pass reads every weight again, so the automatic choice
 // (requested == 0) slices only models whose weights are smaller than one slice's largest
-// activation. Slicing needs a
-// loss that declares its Reduction (the slices are weighted by it) and a model whose layers
-// treat samples independently.
+// activation. Slicing needs a loss that declares its Reduction (the slices are weighted by it)
+// and a model whose layers treat samples independently.
 template <class T, class Model>
 Index micro_batch_size(const Model& model, const Loss<T>& loss, Index batch, Index requested) {
     const bool sliceable = loss.reduction().has_value() && !model.mixes_samples();
