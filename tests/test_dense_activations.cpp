@@ -2,6 +2,7 @@
 
 #include <latent/latent.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -239,4 +240,55 @@ TEST_CASE("sigmoid: the SSE2, AVX2 and AVX-512 paths give the same bits as each 
 #endif
     test::check_vector_paths_match_portable(
         [](Isa isa, const float* in, float* out, Index n) { kernels::logistic(isa, in, out, n); }, x, portable);
+}
+
+namespace {
+
+// `layer`'s forward and backward over `x` (with upstream gradient `dy`) as flat arrays.
+template <class Activation>
+void run_activation(Activation& layer, const std::vector<float>& x, const std::vector<float>& dy,
+                    std::vector<float>& y, std::vector<float>& dx) {
+    const auto count = static_cast<Index>(x.size());
+    y.assign(x.size(), 0.0f);
+    dx.assign(x.size(), 0.0f);
+    const ConstTensorView<float> in(x.data(), count, 1, 1, 1);
+    layer.forward(in, TensorView<float>(y.data(), count, 1, 1, 1));
+    layer.backward(in, ConstTensorView<float>(y.data(), count, 1, 1, 1), ConstTensorView<float>(dy.data(), count, 1, 1, 1),
+                   TensorView<float>(dx.data(), count, 1, 1, 1));
+}
+
+}  // namespace
+
+TEST_CASE("relu and leaky relu: forward and backward are the scalar formulas bit for bit, NaN, signed "
+          "zeros, infinities and denormals included", "[activations][kernels]") {
+    using limits = std::numeric_limits<float>;
+    const std::initializer_list<float> specials{0.0f, -0.0f, limits::infinity(), -limits::infinity(),
+                                                limits::quiet_NaN(), -limits::quiet_NaN(), limits::denorm_min(),
+                                                -limits::denorm_min(), 1.0f, -1.0f};
+    const std::vector<float> x = test::with_any_bit_patterns({}, 3, specials);
+    std::vector<float> dy = test::with_any_bit_patterns({}, 4, specials);
+    std::rotate(dy.begin(), dy.begin() + 5, dy.end());  // every special x meets other dy values
+    std::vector<float> y, dx;
+    const auto check = [&](auto forward, auto factor) {
+        Index wrong_y = 0, wrong_dx = 0;
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            wrong_y += !test::same_float_bits(y[i], forward(x[i]));
+            wrong_dx += !test::same_float_bits(dx[i], dy[i] * factor(x[i], y[i]));
+        }
+        CHECK(wrong_y == 0);
+        CHECK(wrong_dx == 0);
+    };
+    SECTION("ReLU: y = max(x, 0) keeping NaN and -0, dx = dy * [y > 0]") {
+        ReLU<float> relu;
+        run_activation(relu, x, dy, y, dx);
+        check([](float v) { return std::max(v, 0.0f); }, [](float, float out) { return out > 0.0f ? 1.0f : 0.0f; });
+    }
+    for (const float alpha : {0.1f, -0.5f}) {  // y decides for alpha > 0, x otherwise
+        DYNAMIC_SECTION("LeakyReLU(" << alpha << ")") {
+            LeakyReLU<float> leaky(alpha);
+            run_activation(leaky, x, dy, y, dx);
+            check([alpha](float v) { return v > 0.0f ? v : alpha * v; },
+                  [alpha](float in, float out) { return (alpha > 0.0f ? out : in) > 0.0f ? 1.0f : alpha; });
+        }
+    }
 }

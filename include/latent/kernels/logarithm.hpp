@@ -13,28 +13,11 @@
 #include <limits>
 
 #include "../core/tensor.hpp"
+#include "bits.hpp"
 #include "cpu_features.hpp"
 
 namespace latent {
 namespace kernels {
-
-namespace detail {
-__attribute__((always_inline)) inline std::uint32_t bits_of(float x) {
-    std::uint32_t bits;
-    std::memcpy(&bits, &x, sizeof bits);
-    return bits;
-}
-__attribute__((always_inline)) inline float float_of(std::uint32_t bits) {
-    float x;
-    std::memcpy(&x, &bits, sizeof x);
-    return x;
-}
-// `condition ? a : b` by masking bits, which the compiler keeps branch-free.
-__attribute__((always_inline)) inline float select(bool condition, float a, float b) {
-    const std::uint32_t mask = 0u - static_cast<std::uint32_t>(condition);
-    return float_of((bits_of(a) & mask) | (bits_of(b) & ~mask));
-}
-}  // namespace detail
 
 // Every choice is made on integer bits: a floating-point comparison may trap, so the compiler
 // keeps a branch around it (and a loop with branches does not vectorize); positive floats
