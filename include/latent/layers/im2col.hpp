@@ -18,6 +18,7 @@
 #include "../core/tensor.hpp"
 #include "../core/scratch.hpp"
 #include "../core/threading.hpp"
+#include "../kernels/cpu_features.hpp"
 #include "padding.hpp"
 
 namespace latent {
@@ -126,7 +127,7 @@ inline TapPlan tap_plan(const ConvGeometry& g, Index ki, Index kj) {
 
 // Zeroes the wrapped columns of a contiguous tap's output plane. (A 3x3 kernel wraps one
 // column: a plain strided store, much cheaper than a fill call per row.)
-template <class T> void zero_wrapped_columns(const TapPlan& plan, T* out) {
+template <class T> __attribute__((always_inline)) inline void zero_wrapped_columns(const TapPlan& plan, T* out) {
     const Index width = plan.output_width;
     const Index count = std::min(std::abs(plan.column_shift), width);
     if (count == 0) return;
@@ -139,7 +140,7 @@ template <class T> void zero_wrapped_columns(const TapPlan& plan, T* out) {
 }
 
 // One tap of one channel of one sample: out (OH*OW) <- the plane read through the window.
-template <class T> void gather_tap(const TapPlan& plan, const T* plane, T* out) {
+template <class T> __attribute__((always_inline)) inline void gather_tap(const TapPlan& plan, const T* plane, T* out) {
     if (plan.contiguous) {
         std::fill(out, out + plan.first, T(0));
         for (Index p = plan.first; p < plan.last; ++p) out[p] = plane[p + plan.shift];
@@ -162,7 +163,7 @@ template <class T> void gather_tap(const TapPlan& plan, const T* plane, T* out) 
 
 // The adjoint of gather_tap: plane += the tap's entries, each onto the pixel it was read from.
 // May zero the entries of `in` that correspond to the padding.
-template <class T> void scatter_tap(const TapPlan& plan, T* in, T* plane) {
+template <class T> __attribute__((always_inline)) inline void scatter_tap(const TapPlan& plan, T* in, T* plane) {
     if (plan.contiguous) {
         // Zero the wrapped entries, so the contiguous add leaves their pixels as they are.
         zero_wrapped_columns(plan, in);
@@ -258,7 +259,8 @@ inline Index im2col_scratch_size(const ConvGeometry& g, Index samples) {
 // columns(r, s*P + oy*OW + ox) = image_s(c, oy*sh - pad_top + ki, ox*sw - pad_left + kj), or 0
 // in the padding, where r = (c*kh + ki)*kw + kj and P = OH*OW. `images` holds `samples`
 // consecutive (C, H, W) images; `columns` is (rows, samples*P) row-major; `scratch` holds
-// im2col_scratch_size(g, samples) elements.
+// im2col_scratch_size(g, samples) elements. The copies of each tap run on the CPU's widest
+// vectors (run_vectorized), as do col2im's sums, which keep their order.
 template <class T>
 void im2col(const ConvGeometry& g, const T* images, Index samples, T* columns, T* scratch) {
     const Index positions = g.positions(), plane = g.input_height * g.input_width;
@@ -272,13 +274,15 @@ void im2col(const ConvGeometry& g, const T* images, Index samples, T* columns, T
     for (Index ki = 0; ki < g.kernel.height; ++ki)
         for (Index kj = 0; kj < g.kernel.width; ++kj) {
             const detail::TapPlan plan = detail::tap_plan(g, ki, kj);
-            for (Index c = 0; c < g.channels; ++c) {
-                const Index row = (c * g.kernel.height + ki) * g.kernel.width + kj;
-                for (Index s = 0; s < samples; ++s)
-                    detail::gather_tap(
-                        plan, source + (s * g.channels + c) * source_size + plan.plane_offset,
-                        columns + (row * samples + s) * positions);
-            }
+            run_vectorized([&g, &plan, source, columns, samples, positions, source_size, ki, kj]()
+                               __attribute__((always_inline)) {
+                for (Index c = 0; c < g.channels; ++c) {
+                    const Index row = (c * g.kernel.height + ki) * g.kernel.width + kj;
+                    for (Index s = 0; s < samples; ++s)
+                        detail::gather_tap(plan, source + (s * g.channels + c) * source_size + plan.plane_offset,
+                                           columns + (row * samples + s) * positions);
+                }
+            });
         }
 }
 
@@ -294,13 +298,15 @@ void col2im(const ConvGeometry& g, T* columns, Index samples, T* images, T* scra
     for (Index ki = 0; ki < g.kernel.height; ++ki)
         for (Index kj = 0; kj < g.kernel.width; ++kj) {
             const detail::TapPlan plan = detail::tap_plan(g, ki, kj);
-            for (Index c = 0; c < g.channels; ++c) {
-                const Index row = (c * g.kernel.height + ki) * g.kernel.width + kj;
-                for (Index s = 0; s < samples; ++s)
-                    detail::scatter_tap(
-                        plan, columns + (row * samples + s) * positions,
-                        sums + (s * g.channels + c) * source_size + plan.plane_offset);
-            }
+            run_vectorized([&g, &plan, columns, sums, samples, positions, source_size, ki, kj]()
+                               __attribute__((always_inline)) {
+                for (Index c = 0; c < g.channels; ++c) {
+                    const Index row = (c * g.kernel.height + ki) * g.kernel.width + kj;
+                    for (Index s = 0; s < samples; ++s)
+                        detail::scatter_tap(plan, columns + (row * samples + s) * positions,
+                                            sums + (s * g.channels + c) * source_size + plan.plane_offset);
+                }
+            });
         }
     if (detail::is_strided(g))
         for (Index channel = 0; channel < samples * g.channels; ++channel)
