@@ -117,11 +117,12 @@ TEST_CASE("sgemm: every vector kernel gives the reference loops' bits, for every
         test::skip("this CPU has neither AVX2 nor AVX-512");
         return;
     }
-    // Sizes around the tile (32 x 12, 16 x 6) and block (192 rows, 256 depth, 1536 columns) edges.
+    // Sizes around the tile (32 x 12 or 8, 16 x 6) and block (192 rows, 256 depth, 1536 columns) edges.
     const std::vector<std::array<Index, 3>> shapes = {{1, 1, 1},    {3, 5, 7},     {32, 12, 256}, {33, 13, 257},
                                                       {17, 1, 33},  {1, 288, 900}, {193, 7, 513}, {40, 1537, 20},
                                                       {100, 300, 700}, {40, 1, 700},  {1, 40, 700},
-                                                      {300, 1, 513}};  // one column: the unpacked path
+                                                      {300, 1, 513},   // one column: the unpacked path
+                                                      {784, 32, 288}, {288, 32, 784}, {50, 16, 9}};  // 32 x 8 tiles
     Rng rng(7);
     for (const auto& [rows, cols, depth] : shapes)
         for (int orientation = 0; orientation < 8; ++orientation) {

@@ -95,12 +95,15 @@ inline void write_tile(const float* tile, Index tile_rows, MatrixRef c, Index ro
 #if LATENT_X86_KERNELS
 
 // One depth block of C += A_packed * B_packed for a rows x cols block of c, over micro-tiles of
-// 32 x 12: 24 accumulators of 16 floats, each column j of the tile updated as
-// tile[:, j] = fma(a[:, p], b[p, j], tile[:, j]) for p in k order.
+// 32 x nr: 2 * nr accumulators of 16 floats, each column j of the tile updated as
+// tile[:, j] = fma(a[:, p], b[p, j], tile[:, j]) for p in k order. nr is 12 (24 accumulators)
+// or 8, for widths that 8 divides and 12 does not (32 filters: 4 tiles of 8, not 3 of 12 with 4
+// columns wasted).
+template <Index nr>
 __attribute__((target("avx512f,fma"))) inline void macro_kernel_avx512(const float* packed_a, const float* packed_b,
                                                                        Index depth, MatrixRef c, Index rows,
                                                                        Index cols, bool add) {
-    constexpr Index mr = 32, nr = 12;
+    constexpr Index mr = 32;
     alignas(64) float tile[mr * nr];
     for (Index col = 0; col < cols; col += nr) {
         const float* b_panel = packed_b + col * depth;
@@ -518,9 +521,13 @@ __attribute__((always_inline)) inline void blocked_product(MatrixRef c, ConstMat
     }
 }
 
+// Tiles of 32 x 8 where they pad C's columns less than 32 x 12 do (the tile shape changes no
+// result: each element's sums are the rule's).
 __attribute__((target("avx512f,fma"))) inline void product_avx512(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b,
                                                                   float* packed_a, float* packed_b, bool accumulate) {
-    blocked_product<32, 12, macro_kernel_avx512, Isa::Avx512>(c, a, b, packed_a, packed_b, accumulate);
+    if (round_up(c.cols, 8) < round_up(c.cols, 12))
+        return blocked_product<32, 8, macro_kernel_avx512<8>, Isa::Avx512>(c, a, b, packed_a, packed_b, accumulate);
+    blocked_product<32, 12, macro_kernel_avx512<12>, Isa::Avx512>(c, a, b, packed_a, packed_b, accumulate);
 }
 
 __attribute__((target("avx2,fma"))) inline void product_avx2(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b,
