@@ -458,12 +458,13 @@ store_transposed_8x8(ConstMatrixRef source, Index row, Index p, Index valid_rows
 // zeros. Both operands pack this way: A as it is, B transposed (its columns are the rows).
 // Each storage order gets a loop that reads memory in order: unit-stride copies for the values
 // of one p, or, when a row's values are contiguous along p, a transpose -- of vector x vector
-// blocks in registers (the transposes above; `isa` says which) where the tile is a whole number
-// of vectors, else one value at a time. A copy either way, so the packing changes no result.
+// blocks in registers (the transposes above: 16 x 16 for AVX-512's tiles of 32, 8 x 8 for the
+// others) where the tile is a whole number of vectors, else one value at a time. A copy either
+// way, so the packing changes no result.
 // Inlined into each kernel family's product below, so it is compiled for that family.
 template <Index tile, Isa isa>
 __attribute__((always_inline)) inline void pack_panels(ConstMatrixRef source, float* packed) {
-    constexpr Index lanes = isa == Isa::Avx512 ? 16 : 8;
+    constexpr Index lanes = isa == Isa::Avx512 && tile % 16 == 0 ? 16 : 8;
     const Index rows = source.rows, depth = source.cols;
     for (Index panel = 0; panel < rows; panel += tile, packed += tile * depth) {
         const Index valid = std::min(tile, rows - panel);
@@ -481,7 +482,7 @@ __attribute__((always_inline)) inline void pack_panels(ConstMatrixRef source, fl
                     for (Index group = 0; group < valid; group += lanes) {
                         float* const out = packed + p * tile + group;
                         const Index group_rows = std::min(lanes, valid - group);
-                        if constexpr (isa == Isa::Avx512)
+                        if constexpr (lanes == 16)
                             store_transposed_16x16(source, panel + group, p, group_rows, out, tile);
                         else
                             store_transposed_8x8(source, panel + group, p, group_rows, out, tile);
