@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 
 namespace latent {
@@ -45,7 +46,7 @@ template <class T> __attribute__((always_inline)) inline bool is_positive(T x) {
     const auto bits = bits_of(x);
     using Signed = std::make_signed_t<decltype(bits)>;
     const Signed value = static_cast<Signed>(bits);
-    return value > 0 && value <= static_cast<Signed>(bits_of(T(__builtin_inf())));
+    return value > 0 && value <= static_cast<Signed>(bits_of(std::numeric_limits<T>::infinity()));
 }
 
 }  // namespace detail

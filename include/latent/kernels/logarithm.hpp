@@ -19,9 +19,7 @@
 namespace latent {
 namespace kernels {
 
-// Every choice is made on integer bits: a floating-point comparison may trap, so the compiler
-// keeps a branch around it (and a loop with branches does not vectorize); positive floats
-// order as their bits do.
+// Every choice is made on integer bits (bits.hpp); positive floats order as their bits do.
 __attribute__((always_inline)) inline float logarithm(float x) {
     constexpr std::uint32_t smallest_normal = 0x00800000u, infinity = 0x7f800000u, sign = 0x80000000u;
     constexpr std::uint32_t minus_infinity = 0xff800000u, not_a_number = 0x7fc00000u;

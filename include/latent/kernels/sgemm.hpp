@@ -97,8 +97,8 @@ inline void write_tile(const float* tile, Index tile_rows, MatrixRef c, Index ro
 // One depth block of C += A_packed * B_packed for a rows x cols block of c, over micro-tiles of
 // 32 x nr: 2 * nr accumulators of 16 floats, each column j of the tile updated as
 // tile[:, j] = fma(a[:, p], b[p, j], tile[:, j]) for p in k order. nr is 12 (24 accumulators)
-// or 8, for widths that 8 divides and 12 does not (32 filters: 4 tiles of 8, not 3 of 12 with 4
-// columns wasted).
+// or 8 where that pads C's columns less (32 filters: 4 tiles of 8, not 3 of 12 with 4 columns
+// wasted; see product_avx512).
 template <Index nr>
 __attribute__((target("avx512f,fma"))) inline void macro_kernel_avx512(const float* packed_a, const float* packed_b,
                                                                        Index depth, MatrixRef c, Index rows,

@@ -274,7 +274,7 @@ void im2col(const ConvGeometry& g, const T* images, Index samples, T* columns, T
     for (Index ki = 0; ki < g.kernel.height; ++ki)
         for (Index kj = 0; kj < g.kernel.width; ++kj) {
             const detail::TapPlan plan = detail::tap_plan(g, ki, kj);
-            run_vectorized([&g, &plan, source, columns, samples, positions, source_size, ki, kj]()
+            run_vectorized([&g, plan, source, columns, samples, positions, source_size, ki, kj]()
                                __attribute__((always_inline)) {
                 for (Index c = 0; c < g.channels; ++c) {
                     const Index row = (c * g.kernel.height + ki) * g.kernel.width + kj;
@@ -298,7 +298,7 @@ void col2im(const ConvGeometry& g, T* columns, Index samples, T* images, T* scra
     for (Index ki = 0; ki < g.kernel.height; ++ki)
         for (Index kj = 0; kj < g.kernel.width; ++kj) {
             const detail::TapPlan plan = detail::tap_plan(g, ki, kj);
-            run_vectorized([&g, &plan, columns, sums, samples, positions, source_size, ki, kj]()
+            run_vectorized([&g, plan, columns, sums, samples, positions, source_size, ki, kj]()
                                __attribute__((always_inline)) {
                 for (Index c = 0; c < g.channels; ++c) {
                     const Index row = (c * g.kernel.height + ki) * g.kernel.width + kj;
