@@ -2,6 +2,7 @@
 
 #include <latent/latent.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -335,4 +336,48 @@ TEST_CASE("threads: loops with little work stay on the calling thread", "[core][
     parallel_for(64, min_parallel_work, [&](Index i) { visits[static_cast<std::size_t>(i)]++; });
     for (const auto& v : visits) CHECK(v.load() == 1);
     set_num_threads(saved);
+}
+
+// Spins until `until`, calling observe at every pass; returns the first verdict that is not
+// `open`, or `open` when none came.
+static detail::CoreWatch::Verdict watch_until(detail::CoreWatch& watch, std::chrono::steady_clock::time_point until) {
+    using Verdict = detail::CoreWatch::Verdict;
+    while (std::chrono::steady_clock::now() < until) {
+        const Verdict verdict = watch.observe(std::chrono::steady_clock::now());
+        if (verdict != Verdict::open) return verdict;
+    }
+    return Verdict::open;
+}
+
+TEST_CASE("threads: the core watch says a caller shares its core when more threads are busy than "
+          "there are cores, and drops a stale window",
+          "[core][threads]") {
+    using Clock = std::chrono::steady_clock;
+    using Verdict = detail::CoreWatch::Verdict;
+    if (detail::thread_run_delay().count() < 0) {
+        WARN("this system does not report a thread's run delay: the core watch is off, nothing to test");
+        return;
+    }
+    detail::CoreWatch watch;
+    CHECK(watch.observe(Clock::now()) == Verdict::open);  // the first call opens a window
+    CHECK(watch.observe(Clock::now()) == Verdict::open);  // shorter than a window
+    std::this_thread::sleep_for(detail::CoreWatch::stale + std::chrono::milliseconds(10));
+    CHECK(watch.observe(Clock::now()) == Verdict::open);  // dropped and reopened, not judged
+
+    // One busy thread per core besides this one: this thread must wait for a core about a third
+    // of the time on two cores (more on a machine that is busy already).
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> busy;
+    for (unsigned i = 0; i < cores; ++i)
+        busy.emplace_back([&stop] {
+            while (!stop.load(std::memory_order_relaxed)) {
+            }
+        });
+    Verdict verdict = Verdict::open;
+    const Clock::time_point until = Clock::now() + std::chrono::seconds(5);
+    while (verdict != Verdict::shared && Clock::now() < until) verdict = watch_until(watch, until);
+    stop = true;
+    for (std::thread& thread : busy) thread.join();
+    CHECK(verdict == Verdict::shared);
 }

@@ -13,8 +13,18 @@
 //   longer than its caller alone would have (the caller's own pace times the iterations), because
 //   a pool thread lost its core while it held an iteration -- a scheduler time slice on a busy
 //   machine. The pause doubles while that lasts (1 ms up to 256 ms) and is reset by a loop that
-//   gains. So two threads on a busy machine are not slower than one; a quiet machine's delays
-//   (waking a sleeping thread takes tens of microseconds) stay below the limit.
+//   gains. A quiet machine's delays (waking a sleeping thread takes tens of microseconds) stay
+//   below the limit.
+// - Loops also run serially for a while when the machine has no core to spare: over windows
+//   of 10 ms of parallel loops the caller measures how long it waited for a core (the
+//   scheduler's run delay). Above 15% in two windows in a row it shared its core with another
+//   busy thread (its own pool thread, or another process), and one thread that keeps a core is
+//   faster than two that take turns on one -- the loss is in the caller's serial code as much
+//   as in the loops, where judging single loops cannot see it. The pause doubles from 20 ms to
+//   1 s while the next window after it shows the same, and is reset by one that does not. A
+//   caller that sleeps or waits for input between loops does not wait for a core, so it is not
+//   taken for one that shares it; on a quiet machine windows wait under 5%. With both rules two
+//   threads on a busy machine are about as fast as one (README, Speed).
 // - One loop at a time: a loop started while another one runs (from another user thread, or
 //   from inside a loop's body) runs serially on its caller. Results cannot differ, because an
 //   iteration's result never depends on which thread runs it.
@@ -27,11 +37,17 @@
 #include <cstdint>
 #include <exception>
 #include <mutex>
+#include <cstdio>
 #include <thread>
 #include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #include <immintrin.h>
+#endif
+
+#if defined(__linux__)
+#include <fcntl.h>
+#include <unistd.h>
 #endif
 
 #include "tensor.hpp"
@@ -51,6 +67,73 @@ inline void spin_pause() {
     _mm_pause();
 #endif
 }
+
+// How long the calling thread has been ready to run but waited for a core (the scheduler's
+// run delay), or a negative duration where the system does not tell (it does on Linux).
+inline std::chrono::nanoseconds thread_run_delay() {
+#if defined(__linux__)
+    const int file = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+    if (file >= 0) {
+        char text[96] = {};
+        const ssize_t length = read(file, text, sizeof text - 1);
+        close(file);
+        unsigned long long on_core = 0, waited = 0;  // "<ns on a core> <ns waited> <slices>"
+        if (length > 0 && std::sscanf(text, "%llu %llu", &on_core, &waited) == 2)
+            return std::chrono::nanoseconds(static_cast<std::int64_t>(waited));
+    }
+#endif
+    return std::chrono::nanoseconds(-1);
+}
+
+// Tells whether the thread that starts parallel loops keeps its core (the second serial rule in
+// the rules above): over windows of at least `window` of parallel loops, the share of the time
+// it waited for a core; `shared` after `windows_to_judge` windows in a row above
+// `waited_limit`. Time the caller sleeps or waits for input is not waiting for a core, so a
+// caller that is idle between loops is not taken for one that shares its core. A window longer
+// than `stale` is dropped (it would judge old loops), as is one begun by another thread.
+class CoreWatch {
+public:
+    using Clock = std::chrono::steady_clock;
+    enum class Verdict { open, kept, shared };
+    static constexpr std::chrono::milliseconds window{10}, stale{50};
+    static constexpr double waited_limit = 0.15;
+    static constexpr int windows_to_judge = 2;  // a quiet machine has single slow windows
+
+    // Called when a parallel loop starts at `now`.
+    Verdict observe(Clock::time_point now) {
+        const std::thread::id caller = std::this_thread::get_id();
+        if (!open_ || caller != caller_ || now - start_ > stale) {
+            restart(now, caller, thread_run_delay());
+            return Verdict::open;
+        }
+        if (now - start_ < window) return Verdict::open;
+        const std::chrono::nanoseconds waited = thread_run_delay();
+        const double waited_share = std::chrono::duration<double>(waited - start_waited_).count() /
+                                    std::chrono::duration<double>(now - start_).count();
+        restart(now, caller, waited);
+        shared_windows_ = waited_share > waited_limit ? shared_windows_ + 1 : 0;
+        if (shared_windows_ >= windows_to_judge) return Verdict::shared;
+        return shared_windows_ == 0 ? Verdict::kept : Verdict::open;
+    }
+
+    // Drops the window in progress: loops are about to run serially, and a window measures
+    // parallel ones only. The count of shared windows in a row stays.
+    void close() { open_ = false; }
+
+private:
+    void restart(Clock::time_point now, std::thread::id caller, std::chrono::nanoseconds waited) {
+        open_ = waited.count() >= 0;
+        caller_ = caller;
+        start_ = now;
+        start_waited_ = waited;
+    }
+
+    bool open_ = false;
+    int shared_windows_ = 0;  // windows in a row in which the caller shared its core
+    std::thread::id caller_;
+    Clock::time_point start_{};
+    std::chrono::nanoseconds start_waited_{0};
+};
 
 class WorkerPool {
 public:
@@ -88,7 +171,11 @@ public:
         std::unique_lock<std::mutex> job_lock(job_mutex_, std::try_to_lock);
         if (!job_lock.owns_lock()) return false;
         const Clock::time_point start = Clock::now();
-        if (start < serial_until_) return false;
+        if (start < serial_until_) {
+            core_watch_.close();
+            return false;
+        }
+        if (!core_kept(start)) return false;
         start_threads(threads - 1);
 
         // Close the last loop's ticket before its fields are overwritten: a thread that read
@@ -121,6 +208,7 @@ public:
 private:
     using Clock = std::chrono::steady_clock;
     static constexpr std::chrono::microseconds lost_time_limit{200}, first_pause{1000}, longest_pause{256000};
+    static constexpr std::chrono::milliseconds first_shared_core_pause{20}, longest_shared_core_pause{1000};
 
     // Compares the loop's time with the caller's estimate of running it alone, and pauses the
     // pool (see the rules above) when the threads lost time.
@@ -133,6 +221,20 @@ private:
             serial_until_ = Clock::now() + pause_;
             pause_ = std::min<Clock::duration>(pause_ * 2, longest_pause);
         }
+    }
+
+    // Asks the core watch about the loops since the last pause it caused; pauses the pool when
+    // the caller shared its core (see the rules above).
+    bool core_kept(Clock::time_point now) {
+        switch (core_watch_.observe(now)) {
+            case CoreWatch::Verdict::open: return true;
+            case CoreWatch::Verdict::kept: shared_core_pause_ = first_shared_core_pause; return true;
+            case CoreWatch::Verdict::shared: break;
+        }
+        serial_until_ = now + shared_core_pause_;
+        shared_core_pause_ = std::min<Clock::duration>(shared_core_pause_ * 2, longest_shared_core_pause);
+        core_watch_.close();
+        return false;
     }
 
     static bool& inside_loop() {
@@ -248,8 +350,10 @@ private:
     bool stopping_ = false;
     std::vector<std::thread> threads_;
 
-    Clock::time_point serial_until_{};  // loops before this time run serially (judge_speed)
+    Clock::time_point serial_until_{};  // loops before this time run serially (judge_speed, core_kept)
     Clock::duration pause_ = first_pause;
+    CoreWatch core_watch_;  // used by the caller of the loop in progress only
+    Clock::duration shared_core_pause_ = first_shared_core_pause;
 };
 
 }  // namespace detail
