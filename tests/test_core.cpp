@@ -7,6 +7,7 @@
 #include <chrono>
 #include <thread>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <set>
 #include <vector>
@@ -380,4 +381,28 @@ TEST_CASE("threads: the core watch says a caller shares its core when more threa
     stop = true;
     for (std::thread& thread : busy) thread.join();
     CHECK(verdict == Verdict::shared);
+}
+
+TEST_CASE("scratch: an aligned array starts on a cache line, holds zeros at first and copies its values",
+          "[core]") {
+    detail::AlignedArray<float> empty;
+    CHECK(empty.size() == 0);
+    CHECK(empty.data() == nullptr);
+    for (Index size : {1, 7, 1000}) {
+        detail::AlignedArray<float> values(size);
+        CHECK(reinterpret_cast<std::uintptr_t>(values.data()) % 64 == 0);
+        for (Index i = 0; i < size; ++i) CHECK(values.data()[i] == 0.0f);
+        for (Index i = 0; i < size; ++i) values.data()[i] = static_cast<float>(i) + 0.5f;
+        const detail::AlignedArray<float> copy = values;
+        REQUIRE(copy.size() == size);
+        CHECK(copy.data() != values.data());
+        CHECK(reinterpret_cast<std::uintptr_t>(copy.data()) % 64 == 0);
+        for (Index i = 0; i < size; ++i) CHECK(copy.data()[i] == values.data()[i]);
+        detail::AlignedArray<float> assigned;
+        assigned = copy;
+        CHECK(assigned.size() == size);
+        CHECK(assigned.data()[size - 1] == copy.data()[size - 1]);
+        assigned = detail::AlignedArray<float>();
+        CHECK(assigned.size() == 0);
+    }
 }

@@ -40,6 +40,10 @@ template <class T> void check_one_sample_bits() {
         CHECK(same_bits(served.data(), alone.data(), size));
         if (batch_independent) CHECK(same_bits(served.data(), batch_output.data() + n * size, size));
     }
+    Frozen<Autoencoder<T>> copy = frozen;  // copies the frozen layers' aligned weights too
+    const ConstTensorView<T> first_sample = view<T>(samples.data(), 1, Shape{3, 10, 10});
+    const std::vector<T> served_first(frozen.forward(first_sample).data(), frozen.forward(first_sample).data() + size);
+    CHECK(same_bits(copy.forward(first_sample).data(), served_first.data(), size));
     const Tensor<T> frozen_batch = frozen.reconstruct(samples, 5);
     CHECK(same_bits(frozen_batch.data(), batch_output.data(), batch_output.size()));
     CHECK(frozen.reconstruction_error(samples) == model.reconstruction_error(samples));
