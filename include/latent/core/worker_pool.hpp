@@ -23,8 +23,8 @@
 //   as in the loops, where judging single loops cannot see it. The pause doubles from 20 ms to
 //   1 s while the next window after it shows the same, and is reset by one that does not. A
 //   caller that sleeps or waits for input between loops does not wait for a core, so it is not
-//   taken for one that shares it; on a quiet machine windows wait under 5%. With both rules two
-//   threads on a busy machine are about as fast as one (README, Speed).
+//   taken for one that shares it; on a quiet machine almost all windows wait under 5%. With
+//   both rules two threads on a busy machine are about as fast as one (README, Speed).
 // - One loop at a time: a loop started while another one runs (from another user thread, or
 //   from inside a loop's body) runs serially on its caller. Results cannot differ, because an
 //   iteration's result never depends on which thread runs it.
