@@ -402,7 +402,11 @@ TEST_CASE("scratch: an aligned array starts on a cache line, holds zeros at firs
         assigned = copy;
         CHECK(assigned.size() == size);
         CHECK(assigned.data()[size - 1] == copy.data()[size - 1]);
-        assigned = detail::AlignedArray<float>();
-        CHECK(assigned.size() == 0);
+        detail::AlignedArray<float> moved = std::move(assigned);
+        CHECK(moved.size() == size);
+        CHECK(assigned.size() == 0);  // a moved-from array is empty, not a size without values
+        CHECK(assigned.data() == nullptr);
+        moved = detail::AlignedArray<float>();
+        CHECK(moved.size() == 0);
     }
 }

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <memory>
 #include <new>
+#include <utility>
 #include <vector>
 
 #include "tensor.hpp"
@@ -61,11 +62,14 @@ public:
     AlignedArray(const AlignedArray& other) : values_(allocate(other.size_)), size_(other.size_) {
         std::copy_n(other.data(), size_, data());
     }
-    AlignedArray(AlignedArray&&) noexcept = default;
+    AlignedArray(AlignedArray&& other) noexcept { swap(other); }  // leaves `other` empty
     AlignedArray& operator=(AlignedArray other) noexcept {
+        swap(other);
+        return *this;
+    }
+    void swap(AlignedArray& other) noexcept {
         std::swap(values_, other.values_);
         std::swap(size_, other.size_);
-        return *this;
     }
 
     T* data() { return values_.get(); }

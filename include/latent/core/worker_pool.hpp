@@ -35,9 +35,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
 #include <exception>
 #include <mutex>
-#include <cstdio>
 #include <thread>
 #include <vector>
 
