@@ -624,3 +624,94 @@ TEST_CASE("conv2d and conv_transpose2d: parameter gradients of two backward call
     test::check_gradients_accumulate(Conv2D<double>(2, 3), {3, 9, 7});           // direct path
     test::check_gradients_accumulate(ConvTranspose2D<double>(4, 3, 2), {3, 5, 4});
 }
+
+// ---------------------------------------------------------------------------------------------
+// A ReLU run by the Conv2D before it (Sequential does this for every such pair it can)
+
+TEMPLATE_TEST_CASE("conv2d: forward_relu and backward_relu give the bits of Conv2D then ReLU, on every case "
+                   "off the direct path, at 1 and 2 threads",
+                   "[conv2d][relu]", float, double) {
+    using T = TestType;
+    ThreadSettingGuard guard;
+    std::vector<ConvCase> cases = conv_cases;
+    cases.push_back({3, 9, 8, 9, 3, 1, Padding::Same});  // stride 1 with more filters than the direct path
+    Index fused = 0;
+    for (const int threads : {1, 2})
+        for (const ConvCase& c : cases) {
+            INFO(c.label("Conv2D") << ", " << threads << " threads");
+            set_num_threads(threads);
+            Layer<T> apart = Conv2D<T>(c.filters, c.kernel, c.stride, c.padding);
+            build_with_random_bias<T, Conv2D<T>>(apart, c.input(), 21);
+            Layer<T> together = apart;
+            Conv2D<T>& conv = *together.template get<Conv2D<T>>();
+            if (!conv.fuses_relu()) continue;
+            ++fused;
+            Layer<T> relu = ReLU<T>();
+            Rng rng(24);
+            relu.build(apart.output_shape(), rng);
+            const Tensor<T> x = test::random_tensor<T>(5, c.input(), 22);
+            const Tensor<T> dy = test::random_tensor<T>(5, apart.output_shape(), 23);
+            Tensor<T> conv_out, relu_out, relu_grad, dx;
+            apart.forward(x, conv_out);
+            relu.forward(conv_out, relu_out);
+            relu.backward(conv_out, relu_out, dy, relu_grad);
+            apart.backward(x, conv_out, relu_grad, dx);
+
+            Tensor<T> fused_out(relu_out.dimensions()), fused_dx(dx.dimensions());
+            conv.forward_relu(view(x), view(fused_out));
+            conv.backward_relu(view(x), view(std::as_const(fused_out)), view(dy), view(fused_dx));
+            const Conv2D<T>& reference = *apart.template get<Conv2D<T>>();
+            CHECK(bit_identical(fused_out.data(), relu_out.data(), relu_out.size()));
+            CHECK(bit_identical(fused_dx.data(), dx.data(), dx.size()));
+            CHECK(bit_identical(conv.grad_weight().data(), reference.grad_weight().data(), reference.grad_weight().size()));
+            CHECK(bit_identical(conv.grad_bias().data(), reference.grad_bias().data(), reference.grad_bias().size()));
+        }
+    CHECK(fused >= 20);  // both thread counts, most cases: the direct path takes stride 1 with <= 4 filters
+    Conv2D<T> direct(2, 3);
+    CHECK_FALSE(direct.fuses_relu());
+}
+
+TEST_CASE("sequential: Conv2D-ReLU pairs give the outputs, input gradient and parameter gradients of the "
+          "layers run one by one, bit for bit",
+          "[conv2d][relu][sequential]") {
+    using T = float;
+    Sequential<T> model{Conv2D<T>(8, 3),    ReLU<T>(), MaxPool2D<T>(2), Conv2D<T>(6, 3, 2), ReLU<T>(),
+                        UpSample2D<T>(2),   Conv2D<T>(9, 3), ReLU<T>(),  Conv2D<T>(1, 3), Sigmoid<T>()};
+    model.build({2, 12, 12});
+    CHECK(model.shares_buffer_with_next(0));  // the pairs the model fuses share a buffer
+    CHECK(model.shares_buffer_with_next(3));
+    const Tensor<T> x = test::random_tensor<T>(6, {2, 12, 12}, 31);
+    const Tensor<T> dy = test::random_tensor<T>(6, model.output_shape(), 32);
+
+    // Layer by layer, through each layer's own forward and backward.
+    std::vector<Tensor<T>> outputs(static_cast<std::size_t>(model.size()));
+    const Tensor<T>* current = &x;
+    for (Index i = 0; i < model.size(); ++i) {
+        model.layer(i).forward(*current, outputs[static_cast<std::size_t>(i)]);
+        current = &outputs[static_cast<std::size_t>(i)];
+    }
+    model.zero_grad();
+    Tensor<T> grad = dy, grad_in;
+    for (Index i = model.size() - 1; i >= 0; --i) {
+        const Tensor<T>& input = i == 0 ? x : outputs[static_cast<std::size_t>(i - 1)];
+        model.layer(i).backward(input, outputs[static_cast<std::size_t>(i)], grad, grad_in);
+        grad = grad_in;
+    }
+    std::vector<std::vector<T>> expected_grads;
+    for (const auto& parameter : model.parameters()) expected_grads.emplace_back(parameter.grad, parameter.grad + parameter.size);
+
+    model.zero_grad();
+    const auto output = model.forward(view(x));
+    Pass pass;
+    pass.input_gradient = true;
+    const auto dx = model.backward(view(dy), pass);
+    const Tensor<T>& expected_output = outputs.back();
+    CHECK(bit_identical(output.data(), expected_output.data(), expected_output.size()));
+    CHECK(bit_identical(dx.data(), grad.data(), grad.size()));
+    const auto parameters = model.parameters();
+    REQUIRE(parameters.size() == expected_grads.size());
+    for (std::size_t p = 0; p < parameters.size(); ++p) {
+        INFO("parameter " << p);
+        CHECK(bit_identical(parameters[p].grad, expected_grads[p].data(), parameters[p].size));
+    }
+}

@@ -122,7 +122,10 @@ TEST_CASE("sgemm: every vector kernel gives the reference loops' bits, for every
                                                       {17, 1, 33},  {1, 288, 900}, {193, 7, 513}, {40, 1537, 20},
                                                       {100, 300, 700}, {40, 1, 700},  {1, 40, 700},
                                                       {300, 1, 513},   // one column: the unpacked path
-                                                      {784, 32, 288}, {288, 32, 784}, {50, 16, 9}};  // 32 x 8 tiles
+                                                      {784, 32, 288}, {288, 32, 784}, {50, 16, 9},  // 32 x 8 tiles
+                                                      // A row-major C that stays row-major (its transpose
+                                                      // pads twice the area): a 1-channel 3x3 layer's dW
+                                                      {32, 9, 1568}, {33, 5, 300}, {64, 3, 600}};
     Rng rng(7);
     for (const auto& [rows, cols, depth] : shapes)
         for (int orientation = 0; orientation < 8; ++orientation) {

@@ -82,6 +82,13 @@ inline void sgemm_reference(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b, boo
 
 namespace detail {
 
+// The area of the micro-tiles that cover an m x n result on the kernel of `isa` (see
+// product_avx512 and product_avx2 for the tile shapes).
+inline Index tile_area(Index m, Index n, Isa isa) {
+    if (isa == Isa::Avx512) return round_up(m, 32) * std::min(round_up(n, 8), round_up(n, 12));
+    return round_up(m, 16) * round_up(n, 6);
+}
+
 // Writes an mr x nr tile (column-major in `tile`) to the valid rows x cols of c: stored on the
 // first depth block of a product that does not accumulate, added otherwise.
 inline void write_tile(const float* tile, Index tile_rows, MatrixRef c, Index rows, Index cols, bool add) {
@@ -555,8 +562,12 @@ inline void sgemm(MatrixRef c, ConstMatrixRef a, ConstMatrixRef b, float* worksp
         throw Error("sgemm: workspace of " + std::to_string(workspace_size) + " floats is too small (needs " +
                     std::to_string(sgemm_workspace_size(c.rows, c.cols, a.cols)) + ")");
     // The micro-kernels write whole columns of a tile; a row-major C is computed as the
-    // column-major C^T = B^T A^T (the same sums in the same order).
-    if (c.row_stride != 1 && c.col_stride == 1) {
+    // column-major C^T = B^T A^T (the same sums in the same order) unless its tiles would then
+    // cover at least twice the area (a 32 x 9 weight gradient as 9 x 32: 9 of a tile's 32 rows
+    // used). Tiles of a row-major C are written one element at a time, which costs about as
+    // much as a short depth block's multiply-adds, so a small saving of padding would not pay.
+    if (c.row_stride != 1 && c.col_stride == 1 &&
+        detail::tile_area(c.cols, c.rows, isa) < 2 * detail::tile_area(c.rows, c.cols, isa)) {
         c = c.transposed();
         const ConstMatrixRef old_a = a;
         a = b.transposed();

@@ -89,6 +89,21 @@ template <class T> void logistic_elements(const T* x, T* y, Index size) {
     }
 }
 
+// ReLU's two element-wise steps over count values, run by the ReLU layer on its slices and by a
+// Conv2D that applies the ReLU after it (Conv2D::forward_relu): one definition, so both give the
+// same bits.
+//   forward   y = max(x, 0)            (y may be x)
+//   backward  dx = dy * [y > 0]        (dx may be dy)
+template <class T> void relu_values(const T* x, T* y, Index count) {
+    ArrayMap<T>(y, count) = ConstArrayMap<T>(x, count).max(T(0));
+}
+template <class T> void relu_gradient_values(const T* y, const T* dy, T* dx, Index count) {
+    run_vectorized([y, dy, dx, count]() __attribute__((always_inline)) {
+        for (Index i = 0; i < count; ++i)
+            dx[i] = dy[i] * kernels::detail::select(kernels::detail::is_positive(y[i]), T(1), T(0));
+    });
+}
+
 }  // namespace detail
 
 // ReLU: y = max(x, 0);  dx = dy * [x > 0] = dy * [y > 0]
@@ -100,12 +115,19 @@ public:
     bool backward_reads_output() const { return true; }
     Shape output_shape(const Shape& input) const { return input; }
     void forward(ConstTensorView<T> x, TensorView<T> y) {
-        detail::map_elements(x.data(), y.data(), x.size(), [](const auto& in) { return in.max(T(0)); });
+        const T* in = x.data();
+        T* out = y.data();
+        detail::for_each_activation_slice(x.size(), [&](Index begin, Index count) {
+            detail::relu_values(in + begin, out + begin, count);
+        });
     }
     void backward(ConstTensorView<T> x, ConstTensorView<T> y, ConstTensorView<T> dy, TensorView<T> dx) {
         if (dx.data() == nullptr) return;
-        detail::scale_gradient(y.data(), dy.data(), dx.data(), x.size(), [](T out) __attribute__((always_inline)) {
-            return kernels::detail::select(kernels::detail::is_positive(out), T(1), T(0));
+        const T* out = y.data();
+        const T* grad_out = dy.data();
+        T* grad_in = dx.data();
+        detail::for_each_activation_slice(x.size(), [&](Index begin, Index count) {
+            detail::relu_gradient_values(out + begin, grad_out + begin, grad_in + begin, count);
         });
     }
 };

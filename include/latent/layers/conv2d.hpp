@@ -15,6 +15,7 @@
 #include "../core/scratch.hpp"
 #include "../core/threading.hpp"
 #include "../kernels/cpu_features.hpp"
+#include "activations.hpp"
 #include "im2col.hpp"
 #include "layer.hpp"
 #include "padding.hpp"
@@ -239,18 +240,26 @@ public:
             direct_forward(g, chunks, x, y);
             return;
         }
-        reserve_scratch(g, chunks);
-        parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
-            const Index first = chunks.begin(chunk), count = chunks.size(chunk);
-            const Index columns = count * g.positions();
-            T* im2col_buffer = scratch().columns.slice(worker);
-            T* product_buffer = scratch().staging.slice(worker);
-            im2col(g, x.data() + first * g.image_size(), count, im2col_buffer,
-                   scratch().phases.slice(worker));
-            scratch().gemm.multiply(worker, MatrixView<T>(product_buffer, filters_, columns), weight_,
-                                    ConstMatrixView<T>(im2col_buffer, g.rows(), columns));
-            scatter_output(g, product_buffer, count, y.data() + first * filters_ * g.positions());
-        });
+        gemm_forward(g, chunks, x, y, false);
+    }
+
+    // A ReLU after the layer, applied to each chunk's output while it is in cache: the outputs
+    // of forward() then of ReLU, bit for bit, with one pass over y instead of two (Sequential
+    // uses it for a Conv2D followed by a ReLU). Its backward is backward_relu. Not on the direct
+    // path, whose layers have too few filters for it to matter.
+    //   forward_relu:  y = max(conv(x), 0)
+    //   backward_relu: given y = forward_relu(x) and dy = dL/dy, the backward of conv with
+    //                  dL/dconv(x) = dy * [y > 0], which is never stored
+    bool fuses_relu() const { return !uses_direct_path(); }
+    void forward_relu(ConstTensorView<T> x, TensorView<T> y) {
+        if (!fuses_relu()) throw ArgumentError("Conv2D: forward_relu is for layers off the direct path");
+        const ConvGeometry g = conv_geometry(sample_shape<T>(x), kernel_, stride_, padding_);
+        gemm_forward(g, conv_chunks(x.dimension(0), g.positions()), x, y, true);
+    }
+    void backward_relu(ConstTensorView<T> x, ConstTensorView<T> y, ConstTensorView<T> dy, TensorView<T> dx) {
+        if (!fuses_relu()) throw ArgumentError("Conv2D: backward_relu is for layers off the direct path");
+        const ConvGeometry g = conv_geometry(sample_shape<T>(x), kernel_, stride_, padding_);
+        gemm_backward(g, conv_chunks(x.dimension(0), g.positions()), x, y.data(), dy, dx);
     }
 
     // backward: dW += dY im2col(x)^T;  db[f] += sum_{n,oy,ox} dy[n,f,oy,ox];  dx = col2im(W^T dY)
@@ -259,42 +268,13 @@ public:
                   TensorView<T> dx) {
         const ConvGeometry g = conv_geometry(sample_shape<T>(x), kernel_, stride_, padding_);
         const Chunks chunks = conv_chunks(x.dimension(0), g.positions());
-        const Index weight_size = weight_.size();
-        detail::grow(scratch().partial_weight, chunks.count() * weight_size);
-        detail::grow(scratch().partial_bias, chunks.count() * filters_);
         if (uses_direct_path()) {
+            grow_partial_gradients(chunks);
             direct_backward(g, chunks, x, dy, dx);
             add_partial_gradients(g, chunks);
             return;
         }
-        reserve_scratch(g, chunks);
-        parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
-            const Index first = chunks.begin(chunk), count = chunks.size(chunk);
-            const Index columns = count * g.positions();
-            T* im2col_buffer = scratch().columns.slice(worker);
-            T* grad_output_buffer = scratch().staging.slice(worker);
-            im2col(g, x.data() + first * g.image_size(), count, im2col_buffer,
-                   scratch().phases.slice(worker));
-            gather_output(g, dy.data() + first * filters_ * g.positions(), count,
-                          grad_output_buffer);
-            const ConstMatrixView<T> grad_output(grad_output_buffer, filters_, columns);
-            const ConstMatrixView<T> input_columns(im2col_buffer, g.rows(), columns);
-            MatrixView<T> chunk_grad_weight(scratch().partial_weight.data() + chunk * weight_size, filters_,
-                                            g.rows());
-            scratch().gemm.multiply(worker, chunk_grad_weight, grad_output, input_columns.transpose());
-            if (use_bias_) {
-                T* chunk_bias = scratch().partial_bias.data() + chunk * filters_;
-                for (Index f = 0; f < filters_; ++f)
-                    chunk_bias[f] = detail::ordered_sum(grad_output_buffer + f * columns, columns);
-            }
-            if (dx.data() == nullptr) return;
-            // The columns of x are no longer needed: their buffer receives the column gradients.
-            scratch().gemm.multiply(worker, MatrixView<T>(im2col_buffer, g.rows(), columns), weight_.transpose(),
-                                    grad_output);
-            col2im(g, im2col_buffer, count, dx.data() + first * g.image_size(),
-                   scratch().phases.slice(worker));
-        });
-        add_partial_gradients(g, chunks);
+        gemm_backward(g, chunks, x, nullptr, dy, dx);
     }
 
     // weight (F x C*kh*kw) and bias (F)
@@ -372,6 +352,12 @@ private:
         scratch().gemm.reserve(workers);
     }
 
+    // Room for every chunk's partial dW and db.
+    void grow_partial_gradients(const Chunks& chunks) {
+        detail::grow(scratch().partial_weight, chunks.count() * weight_.size());
+        detail::grow(scratch().partial_bias, chunks.count() * filters_);
+    }
+
     // The chunks' partial dW and db, added to the gradients in chunk order.
     void add_partial_gradients(const ConvGeometry& g, const Chunks& chunks) {
         const Index weight_size = weight_.size();
@@ -382,6 +368,62 @@ private:
                 grad_bias_ +=
                     Eigen::Map<const Vector<T>>(scratch().partial_bias.data() + chunk * filters_, filters_);
         }
+    }
+
+    // The GEMM path's forward, with the ReLU after it when `relu_after`.
+    void gemm_forward(const ConvGeometry& g, const Chunks& chunks, ConstTensorView<T> x, TensorView<T> y,
+                      bool relu_after) {
+        reserve_scratch(g, chunks);
+        parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
+            const Index first = chunks.begin(chunk), count = chunks.size(chunk);
+            const Index columns = count * g.positions();
+            T* im2col_buffer = scratch().columns.slice(worker);
+            T* product_buffer = scratch().staging.slice(worker);
+            im2col(g, x.data() + first * g.image_size(), count, im2col_buffer,
+                   scratch().phases.slice(worker));
+            scratch().gemm.multiply(worker, MatrixView<T>(product_buffer, filters_, columns), weight_,
+                                    ConstMatrixView<T>(im2col_buffer, g.rows(), columns));
+            T* chunk_output = y.data() + first * filters_ * g.positions();
+            scatter_output(g, product_buffer, count, chunk_output);
+            if (relu_after) detail::relu_values(chunk_output, chunk_output, count * filters_ * g.positions());
+        });
+    }
+
+    // The GEMM path's backward; with `relu_output` (the ReLU's output y after this layer, see
+    // forward_relu) dy is dL/dy and the layer's output gradient is dy * [y > 0].
+    void gemm_backward(const ConvGeometry& g, const Chunks& chunks, ConstTensorView<T> x, const T* relu_output,
+                       ConstTensorView<T> dy, TensorView<T> dx) {
+        const Index weight_size = weight_.size();
+        grow_partial_gradients(chunks);
+        reserve_scratch(g, chunks);
+        parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
+            const Index first = chunks.begin(chunk), count = chunks.size(chunk);
+            const Index columns = count * g.positions();
+            T* im2col_buffer = scratch().columns.slice(worker);
+            T* grad_output_buffer = scratch().staging.slice(worker);
+            im2col(g, x.data() + first * g.image_size(), count, im2col_buffer,
+                   scratch().phases.slice(worker));
+            const Index offset = first * filters_ * g.positions();
+            gather_output(g, dy.data() + offset, relu_output == nullptr ? nullptr : relu_output + offset, count,
+                          grad_output_buffer);
+            const ConstMatrixView<T> grad_output(grad_output_buffer, filters_, columns);
+            const ConstMatrixView<T> input_columns(im2col_buffer, g.rows(), columns);
+            MatrixView<T> chunk_grad_weight(scratch().partial_weight.data() + chunk * weight_size, filters_,
+                                            g.rows());
+            scratch().gemm.multiply(worker, chunk_grad_weight, grad_output, input_columns.transpose());
+            if (use_bias_) {
+                T* chunk_bias = scratch().partial_bias.data() + chunk * filters_;
+                for (Index f = 0; f < filters_; ++f)
+                    chunk_bias[f] = detail::ordered_sum(grad_output_buffer + f * columns, columns);
+            }
+            if (dx.data() == nullptr) return;
+            // The columns of x are no longer needed: their buffer receives the column gradients.
+            scratch().gemm.multiply(worker, MatrixView<T>(im2col_buffer, g.rows(), columns), weight_.transpose(),
+                                    grad_output);
+            col2im(g, im2col_buffer, count, dx.data() + first * g.image_size(),
+                   scratch().phases.slice(worker));
+        });
+        add_partial_gradients(g, chunks);
     }
 
     // ---- Direct path (uses_direct_path); see "Direct convolution" in detail above.
@@ -568,13 +610,18 @@ private:
             }
     }
 
-    // S samples of (F, P) in NCHW -> (F, S*P), the layout of the product.
-    void gather_output(const ConvGeometry& g, const T* output, Index samples, T* product) const {
+    // S samples of (F, P) in NCHW -> (F, S*P), the layout of the product; with `relu_output`
+    // (same layout as `output`) each value times [relu_output > 0], as ReLU's backward.
+    void gather_output(const ConvGeometry& g, const T* output, const T* relu_output, Index samples,
+                       T* product) const {
         const Index positions = g.positions(), row_length = samples * positions;
         for (Index s = 0; s < samples; ++s)
-            for (Index f = 0; f < filters_; ++f)
-                std::copy_n(output + (s * filters_ + f) * positions, positions,
-                            product + f * row_length + s * positions);
+            for (Index f = 0; f < filters_; ++f) {
+                const Index from = (s * filters_ + f) * positions;
+                T* to = product + f * row_length + s * positions;
+                if (relu_output == nullptr) std::copy_n(output + from, positions, to);
+                else detail::relu_gradient_values(relu_output + from, output + from, to, positions);
+            }
     }
 
     Index filters_;

@@ -27,6 +27,7 @@
 #include "../core/random.hpp"
 #include "../core/tensor.hpp"
 #include "../layers/activations.hpp"
+#include "../layers/conv2d.hpp"
 #include "../layers/layer.hpp"
 #include "../layers/reshape.hpp"
 
@@ -115,7 +116,13 @@ public:
         for (Index i = 0; i < size(); ++i) {
             auto& layer = layers_[static_cast<std::size_t>(i)];
             const TensorView<T> output = activation_view(i, batch);
-            layer.forward(view<T>(current, batch, layer.input_shape()), output, pass.for_layer(static_cast<std::uint64_t>(i)));
+            const ConstTensorView<T> input = view<T>(current, batch, layer.input_shape());
+            if (fuses_relu_after(i)) {
+                layer.template get<Conv2D<T>>()->forward_relu(input, output);
+                ++i;  // the ReLU's output is the same buffer, already written
+            } else {
+                layer.forward(input, output, pass.for_layer(static_cast<std::uint64_t>(i)));
+            }
             current = output.data();
         }
         batch_ = batch;
@@ -154,14 +161,18 @@ public:
         const std::vector<int>& targets = gradient_targets_[pass.logits ? 1 : 0];
         const T* current = grad.data();
         for (Index i = last; i >= 0; --i) {
+            if (i > 0 && fuses_relu_after(i - 1)) continue;  // the Conv2D before it runs its backward
             auto& layer = layers_[static_cast<std::size_t>(i)];
             const ConstTensorView<T> x = i == 0 ? view<T>(input_data_, batch_, input_shape_) : activation(i - 1);
             const bool need_dx = i > 0 || pass.input_gradient;
             std::vector<T>& target = gradients_[static_cast<std::size_t>(targets[static_cast<std::size_t>(i)])];
             const TensorView<T> dx = need_dx ? view<T>(target.data(), batch_, layer.input_shape())
                                              : TensorView<T>(nullptr, 0, 0, 0, 0);
-            layer.backward(x, activation(i), view<T>(current, batch_, layer.output_shape()), dx,
-                           pass.for_layer(static_cast<std::uint64_t>(i)));
+            const ConstTensorView<T> dy = view<T>(current, batch_, layer.output_shape());
+            if (fuses_relu_after(i) && i < last)  // dy is the ReLU's, activation(i) its output
+                layer.template get<Conv2D<T>>()->backward_relu(x, activation(i), dy, dx);
+            else
+                layer.backward(x, activation(i), dy, dx, pass.for_layer(static_cast<std::uint64_t>(i)));
             current = dx.data();
         }
         if (!pass.input_gradient) return ConstTensorView<T>(nullptr, 0, 0, 0, 0);
@@ -358,13 +369,20 @@ private:
 
     // Which buffer holds each layer's output. An in-place layer shares the buffer of the layer
     // before it when that layer's backward does not read its output (which is then overwritten);
-    // the first layer never writes over the caller's input.
+    // the first layer never writes over the caller's input. A Conv2D whose ReLU shares its
+    // buffer runs the ReLU itself (Conv2D::forward_relu), saving a pass over the activations
+    // each way and a meeting of the threads.
     void plan_buffers() {
         buffer_of_.assign(layers_.size(), 0);
+        relu_fused_.assign(layers_.size(), 0);
         std::size_t buffers = 0;
         for (std::size_t i = 0; i < layers_.size(); ++i) {
             const bool share = i > 0 && layers_[i].in_place() && !layers_[i - 1].backward_reads_output();
             buffer_of_[i] = share ? buffer_of_[i - 1] : buffers++;
+            if (share && layers_[i].template is<ReLU<T>>()) {
+                const Conv2D<T>* conv = layers_[i - 1].template get<Conv2D<T>>();
+                relu_fused_[i - 1] = conv != nullptr && conv->fuses_relu();
+            }
         }
         activations_.assign(buffers, {});
         gradient_targets_[0] = plan_gradient_buffers(size() - 1);
@@ -407,6 +425,9 @@ private:
         for (auto& layer : layers_) layer.lend_workspace(workspace);
     }
 
+    // True when layer `index` is a Conv2D that runs the ReLU after it (see plan_buffers).
+    bool fuses_relu_after(Index index) const { return relu_fused_[static_cast<std::size_t>(index)] != 0; }
+
     TensorView<T> activation_view(Index index, Index batch) {
         return view<T>(activations_[buffer_of_[static_cast<std::size_t>(index)]].data(), batch,
                        layers_[static_cast<std::size_t>(index)].output_shape());
@@ -421,6 +442,7 @@ private:
     std::vector<Index> buffer_layers_;
     std::vector<std::vector<T>> activations_;  // one buffer per group of layers sharing it
     std::vector<std::size_t> buffer_of_;         // the buffer each layer's output is in
+    std::vector<char> relu_fused_;               // per layer, fuses_relu_after
     std::array<std::vector<T>, 2> gradients_;         // dL/d(layer input), alternating
     std::array<std::vector<int>, 2> gradient_targets_;  // per layer, the gradient buffer of its dx
                                                          // (backward from the last layer; from the logits)
