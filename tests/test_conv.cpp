@@ -715,3 +715,21 @@ TEST_CASE("sequential: Conv2D-ReLU pairs give the outputs, input gradient and pa
         CHECK(bit_identical(parameters[p].grad, expected_grads[p].data(), parameters[p].size));
     }
 }
+
+TEST_CASE("sequential: a ReLU replaced after build by another layer is not fused into the Conv2D before it",
+          "[conv2d][relu][sequential]") {
+    using T = float;
+    Sequential<T> model{Conv2D<T>(8, 3), ReLU<T>(), Conv2D<T>(1, 3)};
+    model.build({1, 8, 8});
+    Rng rng(41);
+    Layer<T> sigmoid = Sigmoid<T>();
+    sigmoid.build(model.layer(0).output_shape(), rng);
+    model.layer(1) = sigmoid;
+    const Tensor<T> x = test::random_tensor<T>(3, {1, 8, 8}, 42);
+    Tensor<T> conv_out, sigmoid_out, expected;
+    model.layer(0).forward(x, conv_out);
+    model.layer(1).forward(conv_out, sigmoid_out);
+    model.layer(2).forward(sigmoid_out, expected);
+    const auto output = model.forward(view(x));
+    CHECK(bit_identical(output.data(), expected.data(), expected.size()));
+}

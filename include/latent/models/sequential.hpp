@@ -117,8 +117,8 @@ public:
             auto& layer = layers_[static_cast<std::size_t>(i)];
             const TensorView<T> output = activation_view(i, batch);
             const ConstTensorView<T> input = view<T>(current, batch, layer.input_shape());
-            if (fuses_relu_after(i)) {
-                layer.template get<Conv2D<T>>()->forward_relu(input, output);
+            if (Conv2D<T>* conv = conv_fusing_relu(i)) {
+                conv->forward_relu(input, output);
                 ++i;  // the ReLU's output is the same buffer, already written
             } else {
                 layer.forward(input, output, pass.for_layer(static_cast<std::uint64_t>(i)));
@@ -161,7 +161,7 @@ public:
         const std::vector<int>& targets = gradient_targets_[pass.logits ? 1 : 0];
         const T* current = grad.data();
         for (Index i = last; i >= 0; --i) {
-            if (i > 0 && fuses_relu_after(i - 1)) continue;  // the Conv2D before it runs its backward
+            if (i > 0 && conv_fusing_relu(i - 1) != nullptr) continue;  // the Conv2D before it runs its backward
             auto& layer = layers_[static_cast<std::size_t>(i)];
             const ConstTensorView<T> x = i == 0 ? view<T>(input_data_, batch_, input_shape_) : activation(i - 1);
             const bool need_dx = i > 0 || pass.input_gradient;
@@ -169,8 +169,9 @@ public:
             const TensorView<T> dx = need_dx ? view<T>(target.data(), batch_, layer.input_shape())
                                              : TensorView<T>(nullptr, 0, 0, 0, 0);
             const ConstTensorView<T> dy = view<T>(current, batch_, layer.output_shape());
-            if (fuses_relu_after(i) && i < last)  // dy is the ReLU's, activation(i) its output
-                layer.template get<Conv2D<T>>()->backward_relu(x, activation(i), dy, dx);
+            Conv2D<T>* conv = i < last ? conv_fusing_relu(i) : nullptr;
+            if (conv != nullptr)  // dy is the ReLU's, activation(i) its output
+                conv->backward_relu(x, activation(i), dy, dx);
             else
                 layer.backward(x, activation(i), dy, dx, pass.for_layer(static_cast<std::uint64_t>(i)));
             current = dx.data();
@@ -425,8 +426,14 @@ private:
         for (auto& layer : layers_) layer.lend_workspace(workspace);
     }
 
-    // True when layer `index` is a Conv2D that runs the ReLU after it (see plan_buffers).
-    bool fuses_relu_after(Index index) const { return relu_fused_[static_cast<std::size_t>(index)] != 0; }
+    // Layer `index` if it is a Conv2D that runs the ReLU after it (see plan_buffers), else null.
+    // Asked again at every pass: a layer replaced through layer() after build is not fused.
+    Conv2D<T>* conv_fusing_relu(Index index) {
+        if (relu_fused_[static_cast<std::size_t>(index)] == 0) return nullptr;
+        Conv2D<T>* conv = layers_[static_cast<std::size_t>(index)].template get<Conv2D<T>>();
+        const bool relu_next = layers_[static_cast<std::size_t>(index + 1)].template is<ReLU<T>>();
+        return conv != nullptr && relu_next && conv->fuses_relu() ? conv : nullptr;
+    }
 
     TensorView<T> activation_view(Index index, Index batch) {
         return view<T>(activations_[buffer_of_[static_cast<std::size_t>(index)]].data(), batch,
@@ -442,7 +449,7 @@ private:
     std::vector<Index> buffer_layers_;
     std::vector<std::vector<T>> activations_;  // one buffer per group of layers sharing it
     std::vector<std::size_t> buffer_of_;         // the buffer each layer's output is in
-    std::vector<char> relu_fused_;               // per layer, fuses_relu_after
+    std::vector<char> relu_fused_;               // per layer, whether it runs the ReLU after it
     std::array<std::vector<T>, 2> gradients_;         // dL/d(layer input), alternating
     std::array<std::vector<int>, 2> gradient_targets_;  // per layer, the gradient buffer of its dx
                                                          // (backward from the last layer; from the logits)
