@@ -370,6 +370,13 @@ private:
         }
     }
 
+    // im2col of samples [first, first + count) of x into this worker's columns buffer.
+    T* chunk_columns(const ConvGeometry& g, ConstTensorView<T> x, Index first, Index count, int worker) {
+        T* columns = scratch().columns.slice(worker);
+        im2col(g, x.data() + first * g.image_size(), count, columns, scratch().phases.slice(worker));
+        return columns;
+    }
+
     // The GEMM path's forward, with the ReLU after it when `relu_after`.
     void gemm_forward(const ConvGeometry& g, const Chunks& chunks, ConstTensorView<T> x, TensorView<T> y,
                       bool relu_after) {
@@ -377,10 +384,8 @@ private:
         parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
             const Index first = chunks.begin(chunk), count = chunks.size(chunk);
             const Index columns = count * g.positions();
-            T* im2col_buffer = scratch().columns.slice(worker);
+            T* im2col_buffer = chunk_columns(g, x, first, count, worker);
             T* product_buffer = scratch().staging.slice(worker);
-            im2col(g, x.data() + first * g.image_size(), count, im2col_buffer,
-                   scratch().phases.slice(worker));
             scratch().gemm.multiply(worker, MatrixView<T>(product_buffer, filters_, columns), weight_,
                                     ConstMatrixView<T>(im2col_buffer, g.rows(), columns));
             T* chunk_output = y.data() + first * filters_ * g.positions();
@@ -399,10 +404,8 @@ private:
         parallel_for(chunks.count(), work(g, x.dimension(0)), [&](Index chunk, int worker) {
             const Index first = chunks.begin(chunk), count = chunks.size(chunk);
             const Index columns = count * g.positions();
-            T* im2col_buffer = scratch().columns.slice(worker);
+            T* im2col_buffer = chunk_columns(g, x, first, count, worker);
             T* grad_output_buffer = scratch().staging.slice(worker);
-            im2col(g, x.data() + first * g.image_size(), count, im2col_buffer,
-                   scratch().phases.slice(worker));
             const Index offset = first * filters_ * g.positions();
             gather_output(g, dy.data() + offset, relu_output == nullptr ? nullptr : relu_output + offset, count,
                           grad_output_buffer);

@@ -371,19 +371,13 @@ private:
     // Which buffer holds each layer's output. An in-place layer shares the buffer of the layer
     // before it when that layer's backward does not read its output (which is then overwritten);
     // the first layer never writes over the caller's input. A Conv2D whose ReLU shares its
-    // buffer runs the ReLU itself (Conv2D::forward_relu), saving a pass over the activations
-    // each way and a meeting of the threads.
+    // buffer runs the ReLU itself (conv_fusing_relu).
     void plan_buffers() {
         buffer_of_.assign(layers_.size(), 0);
-        relu_fused_.assign(layers_.size(), 0);
         std::size_t buffers = 0;
         for (std::size_t i = 0; i < layers_.size(); ++i) {
             const bool share = i > 0 && layers_[i].in_place() && !layers_[i - 1].backward_reads_output();
             buffer_of_[i] = share ? buffer_of_[i - 1] : buffers++;
-            if (share && layers_[i].template is<ReLU<T>>()) {
-                const Conv2D<T>* conv = layers_[i - 1].template get<Conv2D<T>>();
-                relu_fused_[i - 1] = conv != nullptr && conv->fuses_relu();
-            }
         }
         activations_.assign(buffers, {});
         gradient_targets_[0] = plan_gradient_buffers(size() - 1);
@@ -426,13 +420,15 @@ private:
         for (auto& layer : layers_) layer.lend_workspace(workspace);
     }
 
-    // Layer `index` if it is a Conv2D that runs the ReLU after it (see plan_buffers), else null.
-    // Asked again at every pass: a layer replaced through layer() after build is not fused.
+    // Layer `index` if it is a Conv2D that runs the ReLU after it, else null: a Conv2D off the
+    // direct path whose output buffer the next layer, a ReLU, writes over (Conv2D::forward_relu),
+    // which saves a pass over the activations each way and a meeting of the threads. Asked at
+    // every pass, so a layer replaced through layer() after build is not fused.
     Conv2D<T>* conv_fusing_relu(Index index) {
-        if (relu_fused_[static_cast<std::size_t>(index)] == 0) return nullptr;
+        if (!shares_buffer_with_next(index) || !layers_[static_cast<std::size_t>(index + 1)].template is<ReLU<T>>())
+            return nullptr;
         Conv2D<T>* conv = layers_[static_cast<std::size_t>(index)].template get<Conv2D<T>>();
-        const bool relu_next = layers_[static_cast<std::size_t>(index + 1)].template is<ReLU<T>>();
-        return conv != nullptr && relu_next && conv->fuses_relu() ? conv : nullptr;
+        return conv != nullptr && conv->fuses_relu() ? conv : nullptr;
     }
 
     TensorView<T> activation_view(Index index, Index batch) {
@@ -449,7 +445,6 @@ private:
     std::vector<Index> buffer_layers_;
     std::vector<std::vector<T>> activations_;  // one buffer per group of layers sharing it
     std::vector<std::size_t> buffer_of_;         // the buffer each layer's output is in
-    std::vector<char> relu_fused_;               // per layer, whether it runs the ReLU after it
     std::array<std::vector<T>, 2> gradients_;         // dL/d(layer input), alternating
     std::array<std::vector<int>, 2> gradient_targets_;  // per layer, the gradient buffer of its dx
                                                          // (backward from the last layer; from the logits)
